@@ -1,0 +1,183 @@
+//! The token generator: credentials provider + clock + signer.
+
+use std::sync::Arc;
+
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+
+use crate::clock::{Clock, SharedClock, SystemClock};
+use crate::credentials::CachedCredentials;
+use crate::error::Result;
+use crate::request::TokenRequest;
+use crate::signer::TokenSigner;
+use crate::token::IamAuthToken;
+
+/// Mints IAM auth tokens from a credentials provider. Cheap to clone; clones share the
+/// remembered credentials and signing keys.
+///
+/// Signing is local computation (no network call). Credentials come from the provider
+/// and are reused until five minutes before they expire (or for 15 minutes when they
+/// carry no expiry), so a role's rotated credentials are picked up in time.
+///
+/// ```
+/// use aws_credential_types::Credentials;
+/// use rds_iam_auth::{Endpoint, FixedClock, TokenGenerator, TokenRequest};
+/// use std::time::{Duration, UNIX_EPOCH};
+///
+/// # tokio_test_block_on(async {
+/// let generator = TokenGenerator::builder()
+///     .credentials_provider(Credentials::new("AKIDEXAMPLE", "secret", None, None, "example"))
+///     .clock(FixedClock::new(UNIX_EPOCH + Duration::from_secs(1_705_322_096)))
+///     .build();
+/// let endpoint = Endpoint::new("mydb.cluster-abc.us-east-1.rds.amazonaws.com", 5432)?;
+/// let request = TokenRequest::rds(&endpoint, "iam_user").build()?;
+/// let token = generator.generate(&request).await?;
+/// assert!(token.expose().contains("X-Amz-Signature="));
+/// assert!(!format!("{token:?}").contains("X-Amz-Signature"));
+/// # Ok::<(), rds_iam_auth::Error>(())
+/// # }).unwrap();
+/// # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
+/// #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct TokenGenerator {
+    credentials: CachedCredentials,
+    clock: SharedClock,
+    signer: Arc<TokenSigner>,
+}
+
+impl TokenGenerator {
+    /// A builder: set the credentials provider, optionally a clock.
+    pub fn builder() -> TokenGeneratorBuilder {
+        TokenGeneratorBuilder::default()
+    }
+
+    /// A generator using `provider` and the system clock.
+    pub fn new(provider: impl ProvideCredentials + 'static) -> Self {
+        Self::builder().credentials_provider(provider).build()
+    }
+
+    /// A generator using the standard AWS credentials chain (environment, profile, SSO,
+    /// web identity, ECS, IMDS), loaded once.
+    #[cfg(feature = "aws-config")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "aws-config")))]
+    pub async fn from_env() -> Result<Self> {
+        let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        Self::from_sdk_config(&config)
+    }
+
+    /// Like [`from_env`](Self::from_env), with the region the AWS config would otherwise
+    /// look up (environment, profile, then the EC2 metadata service) already known: it
+    /// spares that lookup, which off AWS waits for a metadata service that is not there.
+    /// The region also serves STS calls of web-identity and assume-role credentials.
+    #[cfg(feature = "aws-config")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "aws-config")))]
+    pub async fn from_env_for_region(region: &crate::Region) -> Result<Self> {
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(region.as_str().to_owned()))
+            .load()
+            .await;
+        Self::from_sdk_config(&config)
+    }
+
+    /// A generator using the credentials provider of an already loaded AWS SDK config.
+    #[cfg(feature = "aws-config")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "aws-config")))]
+    pub fn from_sdk_config(config: &aws_config::SdkConfig) -> Result<Self> {
+        let provider = config.credentials_provider().ok_or_else(|| {
+            crate::Error::Credentials(
+                aws_credential_types::provider::error::CredentialsError::not_loaded(
+                    "the AWS SDK config has no credentials provider",
+                ),
+            )
+        })?;
+        Ok(Self::builder()
+            .shared_credentials_provider(provider)
+            .build())
+    }
+
+    /// Mints a token for `request`, signed now.
+    pub async fn generate(&self, request: &TokenRequest) -> Result<IamAuthToken> {
+        let credentials = self.credentials.get(self.clock.as_ref()).await?;
+        self.signer.sign(&credentials, request, self.clock.now())
+    }
+
+    /// The same generator (sharing remembered credentials) with another clock.
+    pub fn with_clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// The clock tokens are stamped with.
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
+    }
+
+    /// Forgets the remembered credentials, so that the next token is signed with freshly
+    /// resolved ones (for example after the database rejected a token).
+    pub fn invalidate_credentials(&self) {
+        self.credentials.invalidate();
+    }
+}
+
+/// Configures a [`TokenGenerator`].
+#[derive(Debug, Default)]
+pub struct TokenGeneratorBuilder {
+    provider: Option<SharedCredentialsProvider>,
+    clock: Option<SharedClock>,
+}
+
+impl TokenGeneratorBuilder {
+    /// Where credentials come from: any aws-credential-types provider, or `Credentials` itself.
+    pub fn credentials_provider(self, provider: impl ProvideCredentials + 'static) -> Self {
+        self.shared_credentials_provider(SharedCredentialsProvider::new(provider))
+    }
+
+    /// Where credentials come from, as an already shared provider.
+    pub fn shared_credentials_provider(mut self, provider: SharedCredentialsProvider) -> Self {
+        self.provider = Some(provider);
+        self
+    }
+
+    /// The clock (default: the system clock). Fix it to reproduce a token.
+    pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.clock = Some(Arc::new(clock));
+        self
+    }
+
+    /// The generator.
+    ///
+    /// # Panics
+    ///
+    /// Never; without a credentials provider every [`generate`](TokenGenerator::generate)
+    /// returns [`Error::Credentials`](crate::Error::Credentials).
+    pub fn build(self) -> TokenGenerator {
+        let provider = self
+            .provider
+            .unwrap_or_else(|| SharedCredentialsProvider::new(NoCredentials));
+        TokenGenerator {
+            credentials: CachedCredentials::new(provider),
+            clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+            signer: Arc::new(TokenSigner::new()),
+        }
+    }
+}
+
+/// The provider used when none was configured: it explains what is missing.
+#[derive(Debug)]
+struct NoCredentials;
+
+impl ProvideCredentials for NoCredentials {
+    fn provide_credentials<'a>(
+        &'a self,
+    ) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        aws_credential_types::provider::future::ProvideCredentials::ready(Err(
+            aws_credential_types::provider::error::CredentialsError::not_loaded(
+                "no credentials provider was configured on the TokenGenerator",
+            ),
+        ))
+    }
+}

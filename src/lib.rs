@@ -1,0 +1,73 @@
+//! # rds-iam-auth
+//!
+//! Log in to Amazon RDS, Aurora, RDS Proxy and Aurora DSQL with **IAM database
+//! authentication** instead of a stored password.
+//!
+//! An IAM auth token is a SigV4-presigned URL (`host:port/?Action=connect&DBUser=...`)
+//! that the database accepts as the password for 15 minutes. This crate computes it
+//! locally, byte for byte as the AWS SDKs do (botocore's `generate_db_auth_token` is the
+//! reference the tests check against), and a few times faster than the general SigV4 path.
+//!
+//! ## Concepts
+//!
+//! - [`Endpoint`]: the **signing endpoint** (the DNS name and port a token is signed for,
+//!   and that TLS verifies) and the **dialled address** (where TCP goes: the same, or a
+//!   tunnel). The region is inferred from RDS and DSQL hostnames.
+//! - [`TokenRequest`]: what a token is for: endpoint, database user, action, region,
+//!   lifetime; validated once, up front.
+//! - [`TokenGenerator`]: mints [`IamAuthToken`]s from a credentials provider and a clock.
+//! - [`IamAuthToken`]: the secret. It never shows in `Debug`/`Display`; reach the text
+//!   with [`IamAuthToken::expose`] when handing it to a driver.
+//! - [`policy`]: the `rds-db:connect` / `dsql:DbConnect` policy a role needs.
+//!
+//! ## Example
+//!
+//! ```no_run
+//! use rds_iam_auth::{Endpoint, TokenGenerator, TokenRequest};
+//!
+//! # async fn run() -> Result<(), rds_iam_auth::Error> {
+//! // Credentials from the standard chain (env, profile, SSO, web identity, ECS, IMDS).
+//! let generator = TokenGenerator::from_env().await?;
+//! let endpoint = Endpoint::new("mydb.cluster-abc123.us-east-1.rds.amazonaws.com", 5432)?;
+//! let request = TokenRequest::rds(&endpoint, "iam_user").build()?; // region from the hostname
+//! let token = generator.generate(&request).await?;
+//! // Pass `token.expose()` as the password, over verified TLS only.
+//! # let _ = token;
+//! # Ok(()) }
+//! ```
+//!
+//! ## Features
+//!
+//! - `aws-config` (default): [`TokenGenerator::from_env`] and
+//!   [`TokenGenerator::from_sdk_config`], credentials from the standard AWS chain. Without it
+//!   the crate depends only on `aws-sigv4` and `aws-credential-types`: bring any
+//!   [`ProvideCredentials`](aws_credential_types::provider::ProvideCredentials).
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+#![warn(missing_debug_implementations, unreachable_pub, rust_2018_idioms)]
+
+mod clock;
+mod credentials;
+mod endpoint;
+mod error;
+mod generator;
+pub mod policy;
+mod region;
+mod request;
+mod signer;
+mod token;
+
+pub use clock::{Clock, FixedClock, SharedClock, SystemClock};
+pub use endpoint::{Endpoint, infer_region};
+pub use error::{Error, Result};
+pub use generator::{TokenGenerator, TokenGeneratorBuilder};
+pub use region::{Partition, Region};
+pub use request::{
+    Action, DSQL_MAX_EXPIRY, MAX_USER_LEN, RDS_MAX_EXPIRY, TokenRequest, TokenRequestBuilder,
+};
+pub use signer::TokenSigner;
+pub use token::IamAuthToken;
+
+/// Re-exported so that callers can build credentials without naming the crate.
+pub use aws_credential_types::Credentials;

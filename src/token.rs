@@ -1,0 +1,92 @@
+//! The IAM auth token: a secret with an expiry.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use zeroize::Zeroize;
+
+/// An IAM database authentication token: the password to send to the database.
+///
+/// It is a SigV4 query-presigned URL without its scheme
+/// (`host:port/?Action=connect&DBUser=...&X-Amz-Signature=...`), valid until
+/// [`expires_at`](Self::expires_at). Anyone holding it can log in as its user until then,
+/// so it never shows in `Debug` or `Display`; the text is reached only through
+/// [`expose`](Self::expose). Its memory is zeroed when the last clone is dropped.
+///
+/// Cloning is cheap (a reference count), which is what lets the token cache hand out
+/// tokens without allocating.
+#[derive(Clone)]
+pub struct IamAuthToken {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    value: String,
+    signed_at: SystemTime,
+    expires_at: SystemTime,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.value.zeroize();
+    }
+}
+
+impl IamAuthToken {
+    pub(crate) fn new(value: String, signed_at: SystemTime, expires_at: SystemTime) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                value,
+                signed_at,
+                expires_at,
+            }),
+        }
+    }
+
+    /// The token text, to pass as the database password.
+    ///
+    /// Named so that every place a token leaves this type stands out in review:
+    /// do not log what it returns.
+    pub fn expose(&self) -> &str {
+        &self.inner.value
+    }
+
+    /// When the token was signed (`X-Amz-Date`, whole seconds).
+    pub fn signed_at(&self) -> SystemTime {
+        self.inner.signed_at
+    }
+
+    /// When the token stops being accepted: the signing time plus its lifetime, or the
+    /// signing credentials' own expiry if that comes first.
+    pub fn expires_at(&self) -> SystemTime {
+        self.inner.expires_at
+    }
+
+    /// `true` if the token is still valid at `now`.
+    pub fn is_valid_at(&self, now: SystemTime) -> bool {
+        now < self.inner.expires_at
+    }
+
+    /// `true` if both are the same token text (for example, to tell whether a refresh
+    /// produced a new token), compared without exposing it.
+    pub fn same_token(&self, other: &IamAuthToken) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner) || self.inner.value == other.inner.value
+    }
+}
+
+impl fmt::Debug for IamAuthToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IamAuthToken")
+            .field("token", &"<redacted>")
+            .field("signed_at", &self.inner.signed_at)
+            .field("expires_at", &self.inner.expires_at)
+            .finish()
+    }
+}
+
+impl fmt::Display for IamAuthToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted IAM auth token>")
+    }
+}
