@@ -24,5 +24,7 @@ if [ ${#need[@]} -gt 0 ]; then
     fi
 fi
 
+# tests/cli.rs runs the rds-iam-token example binary, which `cargo test` alone does not link.
+cargo build --all-features --examples
 cargo test --all-features --all-targets
 cargo test --all-features --doc

@@ -16,6 +16,8 @@
 //! - [`TokenRequest`]: what a token is for: endpoint, database user, action, region,
 //!   lifetime; validated once, up front.
 //! - [`TokenGenerator`]: mints [`IamAuthToken`]s from a credentials provider and a clock.
+//! - [`TokenCache`]: a valid token for free: refreshed ahead of expiry, signed once however
+//!   many callers wait, dropped when the database rejects it.
 //! - [`IamAuthToken`]: the secret. It never shows in `Debug`/`Display`; reach the text
 //!   with [`IamAuthToken::expose`] when handing it to a driver.
 //! - [`policy`]: the `rds-db:connect` / `dsql:DbConnect` policy a role needs.
@@ -47,6 +49,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_debug_implementations, unreachable_pub, rust_2018_idioms)]
 
+mod cache;
 mod clock;
 mod credentials;
 mod endpoint;
@@ -58,6 +61,10 @@ mod request;
 mod signer;
 mod token;
 
+pub use cache::{
+    CacheStats, DEFAULT_FAILURE_GRACE, DEFAULT_REFRESH_AHEAD_PERCENT, DEFAULT_REFRESH_MARGIN,
+    TokenCache, TokenCacheBuilder,
+};
 pub use clock::{Clock, FixedClock, SharedClock, SystemClock};
 pub use endpoint::{Endpoint, infer_region};
 pub use error::{Error, Result};

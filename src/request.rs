@@ -1,5 +1,6 @@
 //! What a token is for: endpoint, user, action, region and lifetime, validated up front.
 
+use std::hash::{Hash, Hasher};
 use std::time::Duration;
 
 use crate::endpoint::Endpoint;
@@ -65,7 +66,7 @@ impl Action {
 /// assert_eq!(request.region().as_str(), "us-east-1"); // inferred from the hostname
 /// # Ok::<(), rds_iam_auth::Error>(())
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenRequest {
     host: String,
     port: u16,
@@ -73,6 +74,15 @@ pub struct TokenRequest {
     action: Action,
     region: Region,
     expires_in: Duration,
+    /// Hash of all the above, computed once: the token cache looks requests up on every
+    /// call, and hashing two strings each time would cost more than the rest of a hit.
+    key_hash: u64,
+}
+
+impl Hash for TokenRequest {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.key_hash);
+    }
 }
 
 impl TokenRequest {
@@ -171,6 +181,16 @@ impl TokenRequestBuilder {
                 })?
             }
         };
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        (
+            &self.host,
+            self.port,
+            &self.user,
+            self.action,
+            &region,
+            expires_in,
+        )
+            .hash(&mut hasher);
         Ok(TokenRequest {
             host: self.host,
             port: self.port,
@@ -178,6 +198,7 @@ impl TokenRequestBuilder {
             action: self.action,
             region,
             expires_in,
+            key_hash: hasher.finish(),
         })
     }
 }

@@ -21,6 +21,10 @@ pub struct IamAuthToken {
     inner: Arc<Inner>,
 }
 
+// Aligned to two cache lines so that copies made by `duplicate` never share one: the token
+// cache hands different threads different copies, and their reference counts then never
+// bounce between cores.
+#[repr(align(128))]
 struct Inner {
     value: String,
     signed_at: SystemTime,
@@ -42,6 +46,15 @@ impl IamAuthToken {
                 expires_at,
             }),
         }
+    }
+
+    /// The same token in an allocation of its own (its own reference count).
+    pub(crate) fn duplicate(&self) -> Self {
+        Self::new(
+            self.inner.value.clone(),
+            self.inner.signed_at,
+            self.inner.expires_at,
+        )
     }
 
     /// The token text, to pass as the database password.
