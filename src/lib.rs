@@ -47,27 +47,45 @@
 #![forbid(unsafe_code)]
 #![warn(missing_debug_implementations, unreachable_pub, rust_2018_idioms)]
 
+mod cache;
 mod clock;
 mod credentials;
 mod endpoint;
 mod error;
 mod generator;
 pub mod policy;
+#[cfg(any(feature = "deadpool-postgres", feature = "bb8-postgres"))]
+pub mod pool;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod region;
 mod request;
 mod signer;
+#[cfg(feature = "tls")]
+mod tls;
 mod token;
 
+pub use cache::TokenCache;
 pub use clock::{Clock, FixedClock, SharedClock, SystemClock};
 pub use endpoint::{Endpoint, infer_region};
 pub use error::{Error, Result};
 pub use generator::{TokenGenerator, TokenGeneratorBuilder};
+#[cfg(feature = "postgres")]
+pub use postgres::{
+    DEFAULT_CONNECT_TIMEOUT, ENV_DATABASE, ENV_ENDPOINT, ENV_USER, PgConnector, PgConnectorBuilder,
+};
 pub use region::{Partition, Region};
 pub use request::{
     Action, DSQL_MAX_EXPIRY, MAX_USER_LEN, RDS_MAX_EXPIRY, TokenRequest, TokenRequestBuilder,
 };
 pub use signer::TokenSigner;
+#[cfg(feature = "tls")]
+pub use tls::{TrustStore, install_default_crypto_provider};
 pub use token::IamAuthToken;
+/// Re-exported: the client type [`PgConnector`] returns, and its error and row types.
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub use tokio_postgres;
 
 /// Re-exported so that callers can build credentials without naming the crate.
 pub use aws_credential_types::Credentials;
