@@ -334,8 +334,9 @@ impl PgConnectorBuilder {
 
         let mut config = tokio_postgres::Config::new();
         config
+            // The TLS name. The port (and `hostaddr` when tunnelled) are added per connection:
+            // tokio-postgres appends to these lists rather than replacing them.
             .host(self.endpoint.host())
-            .port(self.endpoint.port())
             .user(&self.user)
             // `require`, never `prefer`: `prefer` continues in plaintext when the server (or
             // whoever answers in its place) declines TLS, and the token would follow.

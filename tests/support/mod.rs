@@ -13,6 +13,8 @@
 #![allow(dead_code, unreachable_pub, unused_imports)]
 
 pub mod certs;
+#[cfg(feature = "postgres")]
+pub mod iam;
 pub mod mariadb;
 pub mod postgres;
 mod process;
