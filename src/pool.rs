@@ -6,11 +6,21 @@
 //! [`PgConnector`](crate::PgConnector)) for the current token.
 
 #[cfg(feature = "bb8-postgres")]
-mod bb8;
+mod bb8_postgres;
 #[cfg(feature = "deadpool-postgres")]
-mod deadpool;
+mod deadpool_postgres;
 
 #[cfg(feature = "bb8-postgres")]
-pub use self::bb8::PgConnectionManager;
+pub use self::bb8_postgres::PgConnectionManager;
 #[cfg(feature = "deadpool-postgres")]
-pub use self::deadpool::{PgManager, PgPool};
+pub use self::deadpool_postgres::{PgManager, PgPool};
+
+/// Re-exported so that pool types (`PoolError`, `Object`, `RunError`...) can be named
+/// without depending on a matching version.
+#[cfg(feature = "bb8-postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "bb8-postgres")))]
+pub use ::bb8;
+/// Re-exported: see [`bb8`](self::bb8).
+#[cfg(feature = "deadpool-postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "deadpool-postgres")))]
+pub use ::deadpool;

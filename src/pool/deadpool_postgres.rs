@@ -7,8 +7,8 @@
 //! This manager yields the same objects (`deadpool_postgres::ClientWrapper`, with its
 //! statement cache and `GenericClient`), with this crate's [`Error`].
 
-use deadpool::managed::{self, Metrics, RecycleError, RecycleResult};
-use deadpool_postgres::ClientWrapper;
+use ::deadpool::managed::{self, Metrics, RecycleError, RecycleResult};
+use ::deadpool_postgres::ClientWrapper;
 
 use crate::error::Error;
 use crate::postgres::PgConnector;

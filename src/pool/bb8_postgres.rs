@@ -1,6 +1,6 @@
 //! bb8: a [`ManageConnection`] that opens connections through a [`PgConnector`].
 
-use bb8::ManageConnection;
+use ::bb8::ManageConnection;
 use tokio_postgres::Client;
 
 use crate::error::Error;
@@ -12,13 +12,13 @@ use crate::postgres::PgConnector;
 /// ```no_run
 /// use rds_iam_auth::pool::PgConnectionManager;
 /// # async fn run(connector: rds_iam_auth::PgConnector) -> Result<(), rds_iam_auth::Error> {
-/// let pool = bb8::Pool::builder()
+/// let pool = rds_iam_auth::pool::bb8::Pool::builder()
 ///     .max_size(16)
 ///     .build(PgConnectionManager::new(connector))
 ///     .await?;
 /// let client = pool.get().await.map_err(|e| match e {
-///     bb8::RunError::User(e) => e,
-///     bb8::RunError::TimedOut => todo!("pool timeout"),
+///     rds_iam_auth::pool::bb8::RunError::User(e) => e,
+///     rds_iam_auth::pool::bb8::RunError::TimedOut => todo!("pool timeout"),
 /// })?;
 /// client.simple_query("SELECT 1").await?;
 /// # Ok(()) }
