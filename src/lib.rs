@@ -42,6 +42,13 @@
 //!   [`TokenGenerator::from_sdk_config`], credentials from the standard AWS chain. Without it
 //!   the crate depends only on `aws-sigv4` and `aws-credential-types`: bring any
 //!   [`ProvideCredentials`](aws_credential_types::provider::ProvideCredentials).
+//! - `tls`: `TrustStore`, the CAs a connection trusts (the AWS CA bundle compiled in, plus
+//!   yours); chain and hostname are always verified, with aws-lc-rs.
+//! - `postgres`: `PgConnector`, a tokio-postgres `Client` logged in with a current IAM token
+//!   over verified TLS (TLS required, verified against the signing hostname even through a
+//!   tunnel; one retry with a fresh token when the server rejects a cached one).
+//! - `deadpool-postgres`, `bb8-postgres`: pools (`pool` module) whose every new connection
+//!   logs in with a current token.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
