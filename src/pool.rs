@@ -20,7 +20,7 @@ pub use self::deadpool_postgres::{PgManager, PgPool};
 #[cfg(feature = "bb8-postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "bb8-postgres")))]
 pub use ::bb8;
-/// Re-exported: see [`bb8`](self::bb8).
+/// Re-exported, as `bb8` is: name `PoolError`, `Object`... without a version to match.
 #[cfg(feature = "deadpool-postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "deadpool-postgres")))]
 pub use ::deadpool;

@@ -47,7 +47,7 @@ pub const ENV_USER: &str = "DBUserName";
 /// ```no_run
 /// use rds_iam_auth::{Endpoint, PgConnector, TokenCache, TokenGenerator};
 ///
-/// # async fn run() -> Result<(), rds_iam_auth::Error> {
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// let cache = TokenCache::new(TokenGenerator::from_env().await?);
 /// let endpoint = Endpoint::new("mydb.cluster-abc123.us-east-1.rds.amazonaws.com", 5432)?;
 /// let connector = PgConnector::builder(cache, endpoint, "iam_user")

@@ -11,7 +11,7 @@ use crate::postgres::PgConnector;
 ///
 /// ```no_run
 /// use rds_iam_auth::pool::PgConnectionManager;
-/// # async fn run(connector: rds_iam_auth::PgConnector) -> Result<(), rds_iam_auth::Error> {
+/// # async fn run(connector: rds_iam_auth::PgConnector) -> Result<(), Box<dyn std::error::Error>> {
 /// let pool = rds_iam_auth::pool::bb8::Pool::builder()
 ///     .max_size(16)
 ///     .build(PgConnectionManager::new(connector))
