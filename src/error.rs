@@ -1,5 +1,7 @@
 //! The crate's one error type.
 
+#[cfg(feature = "tls")]
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use aws_credential_types::provider::error::CredentialsError;
@@ -110,6 +112,149 @@ pub enum Error {
     /// The signing time cannot be represented (before 1970 or after year 9999).
     #[error("signing time {0:?} is out of range")]
     InvalidSigningTime(SystemTime),
+
+    /// A CA certificate file could not be read.
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+    #[error("cannot read the CA certificate file `{}`: check the path and that this process may read it", path.display())]
+    CaFile {
+        /// The file that was asked for.
+        path: PathBuf,
+        /// Why reading it failed.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The CA data is not well-formed PEM.
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+    #[error(
+        "{} is not valid PEM: expected `-----BEGIN CERTIFICATE-----` blocks of base64 each closed by \
+         `-----END CERTIFICATE-----` (DER files must be converted first: `openssl x509 -inform der -in ca.der -out ca.pem`)",
+        pem_origin(path.as_deref())
+    )]
+    InvalidCaPem {
+        /// The file, if the PEM came from one.
+        path: Option<PathBuf>,
+        /// What the PEM parser found wrong.
+        #[source]
+        source: rustls_pki_types::pem::Error,
+    },
+
+    /// The CA PEM held no `CERTIFICATE` block.
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+    #[error(
+        "no certificate in {}: expected at least one `-----BEGIN CERTIFICATE-----` block \
+         (a private key or a certificate request is not a CA certificate)",
+        pem_origin(path.as_deref())
+    )]
+    NoCaCertificates {
+        /// The file, if the PEM came from one.
+        path: Option<PathBuf>,
+    },
+
+    /// A `CERTIFICATE` block decoded, but cannot serve as a trust anchor.
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+    #[error(
+        "certificate #{index} in {} cannot be used as a trust anchor (is it a truncated or corrupted X.509 certificate?)",
+        pem_origin(path.as_deref())
+    )]
+    InvalidCaCertificate {
+        /// The file, if the PEM came from one.
+        path: Option<PathBuf>,
+        /// 1-based position of the certificate among the `CERTIFICATE` blocks.
+        index: usize,
+        /// Why rustls rejected it.
+        #[source]
+        source: rustls::Error,
+    },
+
+    /// A setting read from the environment is missing or unusable.
+    #[error("environment variable `{name}` {reason}")]
+    InvalidEnvVar {
+        /// The variable.
+        name: &'static str,
+        /// What is wrong, and what is expected.
+        reason: &'static str,
+    },
+
+    /// The connection to PostgreSQL failed before or during the login (TCP, TLS, server
+    /// errors other than a rejected token).
+    #[cfg(feature = "postgres")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+    #[error(
+        "could not connect to PostgreSQL at {endpoint}: see the cause; a TLS certificate error \
+         (UnknownIssuer, NotValidForName) means the server's certificate is not trusted for the \
+         signing hostname: add its CA with `TrustStore::with_ca_file` or sign for the name in the certificate"
+    )]
+    Postgres {
+        /// The endpoint (signing host:port, and the dialled address if different).
+        endpoint: String,
+        /// The driver's error.
+        #[source]
+        source: tokio_postgres::Error,
+    },
+
+    /// The server rejected the IAM token twice: once from the cache, once freshly signed.
+    #[cfg(feature = "postgres")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+    #[error(
+        "the database at {host}:{port} rejected the IAM token for user `{user}` (region {region}) twice, \
+         the second time freshly signed. Likely causes: the database user is not granted IAM login \
+         (PostgreSQL: `GRANT rds_iam TO \"{user}\"`); the token was signed for another host, port or \
+         region than the server's (through a tunnel, sign for the endpoint name, not the tunnel address); \
+         the AWS credentials expired or were revoked; the clock is skewed by more than a few minutes; \
+         the IAM policy lacks `rds-db:connect` on this user's `dbuser:` ARN (see `policy`)"
+    )]
+    AuthenticationRejected {
+        /// The signing hostname.
+        host: String,
+        /// The signing port.
+        port: u16,
+        /// The database user.
+        user: String,
+        /// The region the token was signed for.
+        region: String,
+        /// The server's last answer (SQLSTATE 28000 or 28P01).
+        #[source]
+        source: tokio_postgres::Error,
+    },
+
+    /// The dial address is a DNS name that could not be resolved.
+    #[cfg(feature = "postgres")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+    #[error("cannot resolve the dial address `{host}`: check the name, or dial an IP address")]
+    ResolveDialAddress {
+        /// The dial host.
+        host: String,
+        /// The resolver's error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// Connecting (TCP, TLS and login) took longer than the connect timeout.
+    #[cfg(feature = "postgres")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+    #[error(
+        "connecting to {endpoint} timed out after {timeout:?}: check that the address is reachable \
+         (security groups, VPC routes, the tunnel) or raise `.connect_timeout(...)`"
+    )]
+    ConnectTimeout {
+        /// The endpoint.
+        endpoint: String,
+        /// The configured timeout.
+        timeout: Duration,
+    },
+}
+
+#[cfg(feature = "tls")]
+fn pem_origin(path: Option<&std::path::Path>) -> String {
+    match path {
+        Some(p) => format!("the CA file `{}`", p.display()),
+        None => "the CA PEM data".to_owned(),
+    }
 }
 
 /// `Result` with this crate's [`Error`].

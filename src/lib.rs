@@ -44,6 +44,13 @@
 //!   [`TokenGenerator::from_sdk_config`], credentials from the standard AWS chain. Without it
 //!   the crate depends only on `aws-sigv4` and `aws-credential-types`: bring any
 //!   [`ProvideCredentials`](aws_credential_types::provider::ProvideCredentials).
+//! - `tls`: `TrustStore`, the CAs a connection trusts (the AWS CA bundle compiled in, plus
+//!   yours); chain and hostname are always verified, with aws-lc-rs.
+//! - `postgres`: `PgConnector`, a tokio-postgres `Client` logged in with a current IAM token
+//!   over verified TLS (TLS required, verified against the signing hostname even through a
+//!   tunnel; one retry with a fresh token when the server rejects a cached one).
+//! - `deadpool-postgres`, `bb8-postgres`: pools (`pool` module) whose every new connection
+//!   logs in with a current token.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
@@ -56,9 +63,15 @@ mod endpoint;
 mod error;
 mod generator;
 pub mod policy;
+#[cfg(any(feature = "deadpool-postgres", feature = "bb8-postgres"))]
+pub mod pool;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod region;
 mod request;
 mod signer;
+#[cfg(feature = "tls")]
+mod tls;
 mod token;
 
 pub use cache::{
@@ -69,12 +82,22 @@ pub use clock::{Clock, FixedClock, SharedClock, SystemClock};
 pub use endpoint::{Endpoint, infer_region};
 pub use error::{Error, Result};
 pub use generator::{TokenGenerator, TokenGeneratorBuilder};
+#[cfg(feature = "postgres")]
+pub use postgres::{
+    DEFAULT_CONNECT_TIMEOUT, ENV_DATABASE, ENV_ENDPOINT, ENV_USER, PgConnector, PgConnectorBuilder,
+};
 pub use region::{Partition, Region};
 pub use request::{
     Action, DSQL_MAX_EXPIRY, MAX_USER_LEN, RDS_MAX_EXPIRY, TokenRequest, TokenRequestBuilder,
 };
 pub use signer::TokenSigner;
+#[cfg(feature = "tls")]
+pub use tls::{TrustStore, install_default_crypto_provider};
 pub use token::IamAuthToken;
+/// Re-exported: the client type [`PgConnector`] returns, and its error and row types.
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub use tokio_postgres;
 
 /// Re-exported so that callers can build credentials without naming the crate.
 pub use aws_credential_types::Credentials;

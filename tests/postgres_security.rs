@@ -1,0 +1,275 @@
+//! The token never leaves the process except inside a verified TLS session.
+//!
+//! A fake server on loopback records every byte it receives (and, when a TLS session is
+//! established, every decrypted byte). With TLS refused, or a certificate from another CA,
+//! for another name, or expired, the connection must fail and the capture must hold no byte
+//! of the token. A positive control (a trusted certificate) shows the capture would see it.
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rds_iam_auth::{Endpoint, Error, IamAuthToken, PgConnector};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use support::iam::{self, TestClock};
+use support::{CertFiles, certs};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+
+#[derive(Clone, Copy)]
+enum Answer {
+    /// `N` to SSLRequest: "no TLS here", then listen to whatever comes.
+    RefuseTls,
+    /// `S`, then a TLS handshake with this certificate; if it succeeds, ask for the
+    /// cleartext password, record it, and reject it with 28P01.
+    Tls(&'static CertFiles),
+    /// Accept the TCP connection and say nothing.
+    Silent,
+}
+
+struct FakeServer {
+    port: u16,
+    received: Arc<Mutex<Vec<u8>>>,
+    connections: Arc<Mutex<usize>>,
+}
+
+impl FakeServer {
+    async fn start(answer: Answer) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let connections = Arc::new(Mutex::new(0));
+        let (rec, count) = (received.clone(), connections.clone());
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                *count.lock().unwrap() += 1;
+                tokio::spawn(serve(tcp, answer, rec.clone()));
+            }
+        });
+        Self {
+            port,
+            received,
+            connections,
+        }
+    }
+
+    fn received(&self) -> Vec<u8> {
+        self.received.lock().unwrap().clone()
+    }
+
+    fn connections(&self) -> usize {
+        *self.connections.lock().unwrap()
+    }
+
+    fn assert_no_token_bytes(&self, token: &IamAuthToken) {
+        let got = self.received();
+        for needle in [
+            token.expose().as_bytes(),
+            b"X-Amz-Signature",
+            b"Action=connect",
+        ] {
+            assert!(
+                !got.windows(needle.len()).any(|w| w == needle),
+                "token bytes reached the fake server"
+            );
+        }
+    }
+}
+
+async fn read_message(s: &mut (impl AsyncReadExt + Unpin), typed: bool) -> Option<Vec<u8>> {
+    let mut head = vec![0u8; if typed { 5 } else { 4 }];
+    s.read_exact(&mut head).await.ok()?;
+    let len = u32::from_be_bytes(head[head.len() - 4..].try_into().unwrap()) as usize;
+    let mut body = vec![0u8; len.checked_sub(4)?];
+    s.read_exact(&mut body).await.ok()?;
+    head.extend(body);
+    Some(head)
+}
+
+async fn serve(mut tcp: TcpStream, answer: Answer, rec: Arc<Mutex<Vec<u8>>>) {
+    let record = |bytes: &[u8]| rec.lock().unwrap().extend_from_slice(bytes);
+    if let Answer::Silent = answer {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        return;
+    }
+    let Some(ssl_request) = read_message(&mut tcp, false).await else {
+        return;
+    };
+    record(&ssl_request);
+    match answer {
+        Answer::Silent => unreachable!(),
+        Answer::RefuseTls => {
+            tcp.write_all(b"N").await.unwrap();
+            let mut buf = [0u8; 4096];
+            // Whatever a client would send next, in plaintext.
+            while let Ok(Ok(n)) =
+                tokio::time::timeout(Duration::from_millis(300), tcp.read(&mut buf)).await
+            {
+                if n == 0 {
+                    break;
+                }
+                record(&buf[..n]);
+            }
+        }
+        Answer::Tls(cert) => {
+            tcp.write_all(b"S").await.unwrap();
+            let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+                rustls::crypto::aws_lc_rs::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![CertificateDer::from(cert.cert_der.clone())],
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.key_der.clone())),
+            )
+            .unwrap();
+            let Ok(mut tls) = TlsAcceptor::from(Arc::new(config)).accept(tcp).await else {
+                return; // the client refused the certificate
+            };
+            let Some(startup) = read_message(&mut tls, false).await else {
+                return;
+            };
+            record(&startup);
+            // AuthenticationCleartextPassword, as RDS sends.
+            tls.write_all(&[b'R', 0, 0, 0, 8, 0, 0, 0, 3])
+                .await
+                .unwrap();
+            if let Some(password) = read_message(&mut tls, true).await {
+                record(&password);
+            }
+            let mut fields = Vec::new();
+            for (tag, value) in [
+                (b'S', "FATAL"),
+                (b'V', "FATAL"),
+                (b'C', "28P01"),
+                (b'M', "PAM authentication failed for user \"iam_user\""),
+            ] {
+                fields.push(tag);
+                fields.extend_from_slice(value.as_bytes());
+                fields.push(0);
+            }
+            fields.push(0);
+            let mut msg = vec![b'E'];
+            msg.extend_from_slice(&(fields.len() as u32 + 4).to_be_bytes());
+            msg.extend(fields);
+            let _ = tls.write_all(&msg).await;
+            let _ = tls.shutdown().await;
+        }
+    }
+}
+
+/// A connector signed for the RDS-looking name, dialling the fake server, trusting the
+/// harness's test CA.
+async fn connector_to(server: &FakeServer) -> (PgConnector, IamAuthToken) {
+    let clock = TestClock::new();
+    let connector = iam::builder(iam::cache(&clock), iam::tunnel_endpoint(server.port))
+        .connect_timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let token = iam::token_at(connector.token_request(), clock.at()).await;
+    (connector, token)
+}
+
+fn chain(err: &Error) -> String {
+    let mut s = format!("{err}");
+    let mut cur: Option<&dyn std::error::Error> = std::error::Error::source(err);
+    while let Some(e) = cur {
+        s.push_str(&format!(" <- {e:?}"));
+        cur = e.source();
+    }
+    s
+}
+
+#[tokio::test]
+async fn positive_control_a_trusted_server_sees_the_token() {
+    let server = FakeServer::start(Answer::Tls(&certs().server)).await;
+    let (connector, token) = connector_to(&server).await;
+    let err = connector
+        .connect()
+        .await
+        .expect_err("the fake server rejects");
+    assert!(
+        matches!(err, Error::AuthenticationRejected { .. }),
+        "{err:?}"
+    );
+    assert_eq!(server.connections(), 2, "one retry");
+    let got = server.received();
+    let needle = token.expose().as_bytes();
+    assert!(
+        got.windows(needle.len()).any(|w| w == needle),
+        "the capture must see a token sent over verified TLS, else the checks below prove nothing"
+    );
+}
+
+#[tokio::test]
+async fn tls_refused_by_the_server_fails_without_sending_the_token() {
+    let server = FakeServer::start(Answer::RefuseTls).await;
+    let (connector, token) = connector_to(&server).await;
+    let err = connector
+        .connect()
+        .await
+        .expect_err("no plaintext fallback");
+    assert!(matches!(err, Error::Postgres { .. }), "{err:?}");
+    assert_eq!(server.received().len(), 8, "only the SSLRequest");
+    server.assert_no_token_bytes(&token);
+}
+
+async fn refused_certificate(cert: &'static CertFiles, expected: &str) {
+    let server = FakeServer::start(Answer::Tls(cert)).await;
+    let (connector, token) = connector_to(&server).await;
+    let err = connector
+        .connect()
+        .await
+        .expect_err("certificate must be refused");
+    let chain = chain(&err);
+    assert!(matches!(err, Error::Postgres { .. }), "{chain}");
+    assert!(chain.contains(expected), "{expected} not in {chain}");
+    assert_eq!(server.connections(), 1, "a TLS failure is not retried");
+    server.assert_no_token_bytes(&token);
+}
+
+#[tokio::test]
+async fn certificate_from_another_ca_is_refused() {
+    refused_certificate(&certs().other_ca_server, "UnknownIssuer").await;
+}
+
+#[tokio::test]
+async fn certificate_for_another_name_is_refused() {
+    refused_certificate(&certs().wrong_name, "NotValidForName").await;
+}
+
+#[tokio::test]
+async fn expired_certificate_is_refused() {
+    refused_certificate(&certs().expired, "Expired").await;
+}
+
+#[tokio::test]
+async fn an_ip_address_as_signing_host_fails_before_any_socket_is_opened() {
+    let server = FakeServer::start(Answer::RefuseTls).await;
+    let err = Endpoint::new("127.0.0.1", server.port).unwrap_err();
+    assert!(
+        matches!(err, Error::IpAddressAsSigningHost { .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("dial address"), "{err}");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(server.connections(), 0);
+}
+
+#[tokio::test]
+async fn a_silent_server_hits_the_connect_timeout() {
+    let server = FakeServer::start(Answer::Silent).await;
+    let clock = TestClock::new();
+    let connector = iam::builder(iam::cache(&clock), iam::tunnel_endpoint(server.port))
+        .connect_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    let err = connector.connect().await.expect_err("timeout");
+    assert!(matches!(err, Error::ConnectTimeout { .. }), "{err:?}");
+    assert!(t0.elapsed() < Duration::from_secs(2));
+    assert!(err.to_string().contains("connect_timeout"), "{err}");
+}

@@ -1,0 +1,130 @@
+//! IAM-side helpers for connector tests: fixed test credentials, a clock the test moves,
+//! connectors aimed at the throwaway PostgreSQL, and a counting TCP proxy.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rds_iam_auth::{
+    Clock, Credentials, Endpoint, FixedClock, IamAuthToken, PgConnector, PgConnectorBuilder,
+    TokenCache, TokenGenerator, TokenRequest, TrustStore,
+};
+use tokio::net::{TcpListener, TcpStream};
+
+use super::{RDS_HOSTNAME, certs, postgres};
+
+/// 2024-01-15T12:34:56Z: tokens are deterministic; PostgreSQL compares text only.
+pub const T0: u64 = 1_705_322_096;
+/// The port the RDS-looking name is signed for (the harness listens elsewhere).
+pub const SIGNING_PORT: u16 = 5432;
+
+pub fn credentials() -> Credentials {
+    Credentials::new(
+        "AKIDEXAMPLE",
+        "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+        None,
+        None,
+        "test",
+    )
+}
+
+/// A clock at `T0 + offset`, moved by the test (clones share the time).
+#[derive(Debug, Clone)]
+pub struct TestClock(Arc<AtomicU64>);
+
+impl TestClock {
+    pub fn new() -> Self {
+        Self(Arc::new(AtomicU64::new(T0)))
+    }
+    pub fn advance(&self, by: Duration) {
+        self.0.fetch_add(by.as_secs(), Ordering::SeqCst);
+    }
+    pub fn at(&self) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(self.0.load(Ordering::SeqCst))
+    }
+}
+
+impl Clock for TestClock {
+    fn now(&self) -> SystemTime {
+        self.at()
+    }
+}
+
+pub fn cache(clock: &TestClock) -> TokenCache {
+    TokenCache::new(
+        TokenGenerator::builder()
+            .credentials_provider(credentials())
+            .clock(clock.clone())
+            .build(),
+    )
+}
+
+/// The token a connector built by [`connector`] would get when the clock reads `at`.
+pub async fn token_at(request: &TokenRequest, at: SystemTime) -> IamAuthToken {
+    TokenGenerator::builder()
+        .credentials_provider(credentials())
+        .clock(FixedClock::new(at))
+        .build()
+        .generate(request)
+        .await
+        .expect("sign")
+}
+
+/// Trust only the harness's test CA.
+pub fn test_trust() -> TrustStore {
+    TrustStore::empty()
+        .with_ca_pem(certs().ca.cert_pem.as_bytes())
+        .expect("test CA")
+}
+
+/// The tunnel case: signed for (and TLS-verified as) the RDS-looking name on port 5432,
+/// TCP to `127.0.0.1:dial_port`.
+pub fn tunnel_endpoint(dial_port: u16) -> Endpoint {
+    Endpoint::new(RDS_HOSTNAME, SIGNING_PORT)
+        .unwrap()
+        .with_dial_address("127.0.0.1", dial_port)
+        .unwrap()
+}
+
+pub fn builder(cache: TokenCache, endpoint: Endpoint) -> PgConnectorBuilder {
+    let pg = postgres();
+    PgConnector::builder(cache, endpoint, pg.user())
+        .database(pg.database())
+        .trust(test_trust())
+        .connect_timeout(Duration::from_secs(5))
+}
+
+/// A TCP proxy to the throwaway PostgreSQL that counts connections and calls `on_accept`
+/// (blocking, on a blocking thread) with the connection's number (1-based) before it
+/// connects upstream.
+pub struct CountingProxy {
+    pub port: u16,
+    accepted: Arc<AtomicUsize>,
+}
+
+impl CountingProxy {
+    pub async fn start(on_accept: impl Fn(usize) + Send + Sync + 'static) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = accepted.clone();
+        let on_accept = Arc::new(on_accept);
+        let upstream = postgres().port();
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+                let hook = on_accept.clone();
+                tokio::spawn(async move {
+                    tokio::task::spawn_blocking(move || hook(n)).await.unwrap();
+                    let mut server = TcpStream::connect(("127.0.0.1", upstream)).await.unwrap();
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                });
+            }
+        });
+        Self { port, accepted }
+    }
+
+    pub fn connections(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+}
