@@ -1,0 +1,133 @@
+//! The blog post's PostgreSQL Lambda function, in Rust: log in to Aurora PostgreSQL with an
+//! IAM token over verified TLS and run `SELECT CURRENT_DATABASE()`.
+//!
+//! Environment (the post's names):
+//! - `DBEndPoint`: the cluster endpoint, `host` or `host:port` (port 5432 by default);
+//! - `DatabaseName`: the database;
+//! - `DBUserName`: the database user, granted `rds_iam`;
+//! - optional `DBPort` (overrides the port), `DBRegion` (when the hostname carries none, e.g. a
+//!   CNAME) and `DBCaFile` (an extra CA certificate, PEM, trusted besides the built-in RDS ones);
+//! - credentials: the function's execution role, through the standard AWS chain.
+//!
+//! Responses: `{"status": "Success", "results": [{"current_database": "<db>"}]}`, or
+//! `{"status": "Error", "message": "..."}` (never a token or a key).
+//!
+//! The connection lives as long as the execution environment and serves every warm
+//! invocation; a broken one (killed backend, restarted server, idle timeout) is replaced on
+//! the next invocation. A token is signed only when a connection is opened.
+//!
+//! Build and deploy: `cargo lambda build --release --arm64 --example lambda_postgres
+//! --features postgres` (see docs/aws-setup.md).
+
+use std::sync::Arc;
+
+use lambda_runtime::{LambdaEvent, service_fn};
+use rds_iam_auth::{PgConnector, TokenCache, TokenGenerator, TrustStore};
+use serde_json::{Value, json};
+use tokio::sync::Mutex;
+use tokio_postgres::Client;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// One per execution environment: the connector (TLS set up once) and the open connection.
+pub struct Function {
+    connector: Result<PgConnector, String>,
+    client: Mutex<Option<Client>>,
+}
+
+impl Function {
+    /// The function for a connector, or for the configuration error every invocation reports.
+    pub fn new(connector: Result<PgConnector, String>) -> Self {
+        Self {
+            connector,
+            client: Mutex::new(None),
+        }
+    }
+
+    /// Reads the environment once, at cold start.
+    pub async fn from_env() -> Self {
+        Self::new(connector_from_env().await.map_err(|e| explain(e.as_ref())))
+    }
+
+    /// One invocation.
+    pub async fn handle(&self) -> Value {
+        match self.current_database().await {
+            Ok(db) => json!({"status": "Success", "results": [{"current_database": db}]}),
+            Err(e) => json!({"status": "Error", "message": explain(e.as_ref())}),
+        }
+    }
+
+    async fn current_database(&self) -> Result<String, BoxError> {
+        let connector = self.connector.as_ref().map_err(|e| e.clone())?;
+        let mut slot = self.client.lock().await;
+        if let Some(client) = slot.as_ref().filter(|c| !c.is_closed()) {
+            match query(client).await {
+                Ok(db) => return Ok(db),
+                // The connection died between invocations: open a new one below.
+                Err(e) if connection_lost(&e) => {
+                    tracing::warn!(error = %e, "database connection lost; reconnecting");
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        *slot = None;
+        let client = connector.connect().await?;
+        let db = query(&client).await?;
+        *slot = Some(client);
+        Ok(db)
+    }
+}
+
+async fn query(client: &Client) -> Result<String, tokio_postgres::Error> {
+    let row = client.query_one("SELECT CURRENT_DATABASE()", &[]).await?;
+    row.try_get(0)
+}
+
+/// Errors that mean "this connection is gone", not "this query failed": the socket closed,
+/// or the server said it is shutting the session down (SQLSTATE class 57P).
+fn connection_lost(e: &tokio_postgres::Error) -> bool {
+    e.is_closed()
+        || e.as_db_error().is_none()
+        || e.code().is_some_and(|c| c.code().starts_with("57P"))
+}
+
+async fn connector_from_env() -> Result<PgConnector, BoxError> {
+    let cache = TokenCache::new(TokenGenerator::from_env().await?);
+    let mut builder = PgConnector::builder_from_env(cache)?.application_name("lambda_postgres");
+    if let Ok(port) = std::env::var("DBPort") {
+        builder = builder.port(
+            port.parse()
+                .map_err(|_| format!("DBPort `{port}` is not a port number"))?,
+        )?;
+    }
+    if let Ok(region) = std::env::var("DBRegion") {
+        builder = builder.region(region);
+    }
+    if let Ok(ca_file) = std::env::var("DBCaFile") {
+        builder = builder.trust(TrustStore::aws_default().with_ca_file(ca_file)?);
+    }
+    Ok(builder.build()?)
+}
+
+/// The error and its causes on one line.
+fn explain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let function = Arc::new(Function::from_env().await);
+    lambda_runtime::run(service_fn(move |_event: LambdaEvent<Value>| {
+        let function = function.clone();
+        async move { Ok::<Value, lambda_runtime::Error>(function.handle().await) }
+    }))
+    .await
+}
