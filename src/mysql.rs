@@ -17,6 +17,7 @@
 //! mysql_async builds its rustls configuration itself, from the process-default crypto
 //! provider: [`MySqlConnectorBuilder::build`] installs aws-lc-rs as that default if none is.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -263,10 +264,15 @@ fn base_opts(
     trust: &TrustStore,
 ) -> Opts {
     // DER, one certificate per entry: mysql_async reads a buffer without a PEM block as DER.
+    // The embedded AWS certificates are borrowed from a static: mysql_async clones its
+    // options, and this list with them, at every connection.
     let roots: Vec<_> = trust
         .certificates()
         .iter()
-        .map(|c| c.as_ref().to_vec().into())
+        .map(|c| match c {
+            Cow::Borrowed(der) => (*der).into(),
+            Cow::Owned(der) => der.clone().into(),
+        })
         .collect();
     let ssl = SslOpts::default()
         .with_root_certs(roots)

@@ -61,7 +61,12 @@ async fn tunnel_signs_and_verifies_the_rds_name_while_dialling_127_0_0_1() {
     let _turn = TURN.lock().await;
     let Some(db) = mariadb_or_skip() else { return };
     let clock = TestClock::new();
+    // The AWS bundle plus the test CA: what a user with a private CA configures.
+    let trust = rds_iam_auth::TrustStore::aws_default()
+        .with_ca_pem(db.ca_pem().as_bytes())
+        .unwrap();
     let connector = iam::mysql_builder(iam::cache(&clock), iam::mysql_tunnel_endpoint(db.port()))
+        .trust(trust)
         .build()
         .unwrap();
     let request = connector.token_request();
