@@ -100,7 +100,10 @@ async fn connector_from_env() -> Result<MySqlConnector, BoxError> {
     let cache = TokenCache::new(TokenGenerator::from_env().await?);
     let mut builder = MySqlConnector::builder_from_env(cache)?;
     if let Ok(port) = std::env::var("DBPort") {
-        builder = builder.port(port.parse().map_err(|_| format!("DBPort `{port}` is not a port number"))?)?;
+        builder = builder.port(
+            port.parse()
+                .map_err(|_| format!("DBPort `{port}` is not a port number"))?,
+        )?;
     }
     if let Ok(region) = std::env::var("DBRegion") {
         builder = builder.region(region);

@@ -197,18 +197,40 @@ pub enum Error {
         source: tokio_postgres::Error,
     },
 
-    /// The server rejected the IAM token twice: once from the cache, once freshly signed.
-    #[cfg(feature = "postgres")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+    /// The connection to MySQL, Aurora MySQL or MariaDB failed before or during the login (TCP,
+    /// TLS, a server without TLS, server errors other than a rejected token).
+    #[cfg(feature = "mysql")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "mysql")))]
     #[error(
-        "the database at {host}:{port} rejected the IAM token for user `{user}` (region {region}) twice, \
-         the second time freshly signed. Likely causes: the database user is not granted IAM login \
-         (PostgreSQL: `GRANT rds_iam TO \"{user}\"`); the token was signed for another host, port or \
+        "could not connect to MySQL at {endpoint}: see the cause; a TLS certificate error \
+         (UnknownIssuer, NotValidForName) means the server's certificate is not trusted for the \
+         signing hostname: add its CA with `TrustStore::with_ca_file` or sign for the name in the \
+         certificate; \"server does not have this capability\" means the server offered no TLS, \
+         and an IAM token is never sent without it"
+    )]
+    MySql {
+        /// The endpoint (signing host:port, and the dialled address if different).
+        endpoint: String,
+        /// The driver's error.
+        #[source]
+        source: mysql_async::Error,
+    },
+
+    /// The server rejected the IAM token twice: once from the cache, once freshly signed.
+    #[cfg(any(feature = "postgres", feature = "mysql"))]
+    #[cfg_attr(docsrs, doc(cfg(any(feature = "postgres", feature = "mysql"))))]
+    #[error(
+        "the {engine} database at {host}:{port} rejected the IAM token for user `{user}` (region {region}) twice, \
+         the second time freshly signed. Likely causes: the database user is not set up for IAM login \
+         ({setup}); the token was signed for another host, port or \
          region than the server's (through a tunnel, sign for the endpoint name, not the tunnel address); \
          the AWS credentials expired or were revoked; the clock is skewed by more than a few minutes; \
-         the IAM policy lacks `rds-db:connect` on this user's `dbuser:` ARN (see `policy`)"
+         the IAM policy lacks `rds-db:connect` on this user's `dbuser:` ARN (see `policy`)",
+        setup = .engine.iam_user_setup(.user)
     )]
     AuthenticationRejected {
+        /// Which database engine answered.
+        engine: Engine,
         /// The signing hostname.
         host: String,
         /// The signing port.
@@ -217,14 +239,15 @@ pub enum Error {
         user: String,
         /// The region the token was signed for.
         region: String,
-        /// The server's last answer (SQLSTATE 28000 or 28P01).
+        /// The server's last answer, as the driver's error: a `tokio_postgres::Error` (SQLSTATE
+        /// 28000 or 28P01) or a `mysql_async::Error` (server error 1045); `downcast_ref` it.
         #[source]
-        source: tokio_postgres::Error,
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
     },
 
     /// The dial address is a DNS name that could not be resolved.
-    #[cfg(feature = "postgres")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+    #[cfg(any(feature = "postgres", feature = "mysql"))]
+    #[cfg_attr(docsrs, doc(cfg(any(feature = "postgres", feature = "mysql"))))]
     #[error("cannot resolve the dial address `{host}`: check the name, or dial an IP address")]
     ResolveDialAddress {
         /// The dial host.
@@ -235,8 +258,8 @@ pub enum Error {
     },
 
     /// Connecting (TCP, TLS and login) took longer than the connect timeout.
-    #[cfg(feature = "postgres")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+    #[cfg(any(feature = "postgres", feature = "mysql"))]
+    #[cfg_attr(docsrs, doc(cfg(any(feature = "postgres", feature = "mysql"))))]
     #[error(
         "connecting to {endpoint} timed out after {timeout:?}: check that the address is reachable \
          (security groups, VPC routes, the tunnel) or raise `.connect_timeout(...)`"
@@ -247,6 +270,41 @@ pub enum Error {
         /// The configured timeout.
         timeout: Duration,
     },
+}
+
+/// The database engine a connector talks to, as named in [`Error::AuthenticationRejected`].
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "postgres", feature = "mysql"))))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Engine {
+    /// PostgreSQL, Aurora PostgreSQL.
+    Postgres,
+    /// MySQL, Aurora MySQL, MariaDB.
+    MySql,
+}
+
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+impl Engine {
+    /// How a database user is allowed to log in with IAM tokens on this engine (RDS docs).
+    fn iam_user_setup(self, user: &str) -> String {
+        match self {
+            Engine::Postgres => format!("PostgreSQL: `GRANT rds_iam TO \"{user}\"`"),
+            Engine::MySql => format!(
+                "MySQL: `CREATE USER '{user}' IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS'`"
+            ),
+        }
+    }
+}
+
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+impl std::fmt::Display for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Engine::Postgres => "PostgreSQL",
+            Engine::MySql => "MySQL",
+        })
+    }
 }
 
 #[cfg(feature = "tls")]

@@ -49,8 +49,12 @@
 //! - `postgres`: `PgConnector`, a tokio-postgres `Client` logged in with a current IAM token
 //!   over verified TLS (TLS required, verified against the signing hostname even through a
 //!   tunnel; one retry with a fresh token when the server rejects a cached one).
-//! - `deadpool-postgres`, `bb8-postgres`: pools (`pool` module) whose every new connection
-//!   logs in with a current token.
+//! - `mysql`: `MySqlConnector`, a mysql_async `Conn` logged in with a current IAM token
+//!   through `mysql_clear_password`, only inside TLS verified against the signing hostname
+//!   (a server without TLS is refused before any password is sent; one retry with a fresh
+//!   token on error 1045).
+//! - `deadpool-postgres`, `bb8-postgres`, `deadpool-mysql`, `bb8-mysql`: pools (`pool`
+//!   module) whose every new connection logs in with a current token.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
@@ -58,12 +62,21 @@
 
 mod cache;
 mod clock;
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+mod connector;
 mod credentials;
 mod endpoint;
 mod error;
 mod generator;
+#[cfg(feature = "mysql")]
+mod mysql;
 pub mod policy;
-#[cfg(any(feature = "deadpool-postgres", feature = "bb8-postgres"))]
+#[cfg(any(
+    feature = "deadpool-postgres",
+    feature = "bb8-postgres",
+    feature = "deadpool-mysql",
+    feature = "bb8-mysql"
+))]
 pub mod pool;
 #[cfg(feature = "postgres")]
 mod postgres;
@@ -79,13 +92,22 @@ pub use cache::{
     TokenCache, TokenCacheBuilder,
 };
 pub use clock::{Clock, FixedClock, SharedClock, SystemClock};
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+pub use connector::{DEFAULT_CONNECT_TIMEOUT, ENV_DATABASE, ENV_ENDPOINT, ENV_USER};
 pub use endpoint::{Endpoint, infer_region};
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+pub use error::Engine;
 pub use error::{Error, Result};
 pub use generator::{TokenGenerator, TokenGeneratorBuilder};
+#[cfg(feature = "mysql")]
+pub use mysql::{MySqlConnector, MySqlConnectorBuilder};
+/// Re-exported: the connection type [`MySqlConnector`] returns, its error type and the
+/// `Queryable` trait (`prelude::*`).
+#[cfg(feature = "mysql")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mysql")))]
+pub use mysql_async;
 #[cfg(feature = "postgres")]
-pub use postgres::{
-    DEFAULT_CONNECT_TIMEOUT, ENV_DATABASE, ENV_ENDPOINT, ENV_USER, PgConnector, PgConnectorBuilder,
-};
+pub use postgres::{PgConnector, PgConnectorBuilder};
 pub use region::{Partition, Region};
 pub use request::{
     Action, DSQL_MAX_EXPIRY, MAX_USER_LEN, RDS_MAX_EXPIRY, TokenRequest, TokenRequestBuilder,

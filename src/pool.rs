@@ -3,24 +3,40 @@
 //! Tokens are only checked at login: a pooled connection stays valid after its token
 //! expires, so connections already in a pool are never touched when a token rotates. Each
 //! connection the pool opens asks the [`TokenCache`](crate::TokenCache) (through a
-//! [`PgConnector`](crate::PgConnector)) for the current token.
+//! connector: `PgConnector`, `MySqlConnector`) for the current token.
+//!
+//! | | deadpool | bb8 |
+//! |---|---|---|
+//! | PostgreSQL | `PgPool`, `PgManager` (`deadpool-postgres`) | `PgConnectionManager` (`bb8-postgres`) |
+//! | MySQL | `MySqlPool`, `MySqlManager` (`deadpool-mysql`) | `MySqlConnectionManager` (`bb8-mysql`) |
 
+#[cfg(feature = "bb8-mysql")]
+mod bb8_mysql;
 #[cfg(feature = "bb8-postgres")]
 mod bb8_postgres;
+#[cfg(feature = "deadpool-mysql")]
+mod deadpool_mysql;
 #[cfg(feature = "deadpool-postgres")]
 mod deadpool_postgres;
 
+#[cfg(feature = "bb8-mysql")]
+pub use self::bb8_mysql::MySqlConnectionManager;
 #[cfg(feature = "bb8-postgres")]
 pub use self::bb8_postgres::PgConnectionManager;
+#[cfg(feature = "deadpool-mysql")]
+pub use self::deadpool_mysql::{MySqlManager, MySqlPool};
 #[cfg(feature = "deadpool-postgres")]
 pub use self::deadpool_postgres::{PgManager, PgPool};
 
 /// Re-exported so that pool types (`PoolError`, `Object`, `RunError`...) can be named
 /// without depending on a matching version.
-#[cfg(feature = "bb8-postgres")]
-#[cfg_attr(docsrs, doc(cfg(feature = "bb8-postgres")))]
+#[cfg(any(feature = "bb8-postgres", feature = "bb8-mysql"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "bb8-postgres", feature = "bb8-mysql"))))]
 pub use ::bb8;
 /// Re-exported, as `bb8` is: name `PoolError`, `Object`... without a version to match.
-#[cfg(feature = "deadpool-postgres")]
-#[cfg_attr(docsrs, doc(cfg(feature = "deadpool-postgres")))]
+#[cfg(any(feature = "deadpool-postgres", feature = "deadpool-mysql"))]
+#[cfg_attr(
+    docsrs,
+    doc(cfg(any(feature = "deadpool-postgres", feature = "deadpool-mysql")))
+)]
 pub use ::deadpool;

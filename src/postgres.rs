@@ -9,7 +9,6 @@
 //! address or a tunnel (`hostaddr`).
 
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,22 +19,14 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::cache::TokenCache;
+use crate::connector::{
+    Attempt, DEFAULT_CONNECT_TIMEOUT, Login, dial_ips, login_with_one_retry, settings_from_vars,
+};
 use crate::endpoint::Endpoint;
-use crate::error::{Error, Result};
+use crate::error::{Engine, Error, Result};
 use crate::request::TokenRequest;
 use crate::tls::{TrustStore, client_config};
 use crate::token::IamAuthToken;
-
-/// How long one connection attempt (TCP, TLS, login) may take unless set otherwise.
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Environment variable names read by [`PgConnector::builder_from_env`] (those of the AWS
-/// Lambda samples for RDS IAM authentication).
-pub const ENV_ENDPOINT: &str = "DBEndPoint";
-/// The database name variable, see [`ENV_ENDPOINT`].
-pub const ENV_DATABASE: &str = "DatabaseName";
-/// The database user variable, see [`ENV_ENDPOINT`].
-pub const ENV_USER: &str = "DBUserName";
 
 /// Opens tokio-postgres connections to one endpoint as one user, each logged in with a
 /// current IAM token from a [`TokenCache`], over TLS verified against the signing hostname.
@@ -137,19 +128,17 @@ impl PgConnector {
     /// callers that want to know when the connection ends (pools do).
     pub async fn connect_with_task(&self) -> Result<(Client, JoinHandle<()>)> {
         let inner = &*self.inner;
-        let token = inner.cache.get(&inner.request).await?;
-        let first = match self.attempt(&token).await {
-            Err(Attempt::Rejected(e)) => e,
-            other => return other.map_err(|a| a.into_error(inner)),
-        };
-        // The server no longer accepts what the cache holds (rotated credentials, a token
-        // from before a failover, a cache shared with a stale clock): forget it, sign anew,
-        // and try exactly once more.
-        drop(first);
-        inner.cache.invalidate(&inner.request, &token);
-        drop(token);
-        let fresh = inner.cache.get(&inner.request).await?;
-        self.attempt(&fresh).await.map_err(|a| a.into_error(inner))
+        login_with_one_retry(&inner.cache, &inner.request, self)
+            .await
+            .map_err(|a| {
+                a.into_error(
+                    Engine::Postgres,
+                    &inner.request,
+                    &inner.endpoint,
+                    inner.connect_timeout,
+                    |endpoint, source| Error::Postgres { endpoint, source },
+                )
+            })
     }
 
     /// The endpoint connections go to.
@@ -166,8 +155,16 @@ impl PgConnector {
     pub fn cache(&self) -> &TokenCache {
         &self.inner.cache
     }
+}
 
-    async fn attempt(&self, token: &IamAuthToken) -> Result<(Client, JoinHandle<()>), Attempt> {
+impl Login for PgConnector {
+    type Connection = (Client, JoinHandle<()>);
+    type DriverError = tokio_postgres::Error;
+
+    async fn attempt(
+        &self,
+        token: &IamAuthToken,
+    ) -> Result<(Client, JoinHandle<()>), Attempt<tokio_postgres::Error>> {
         let inner = &*self.inner;
         let mut config = inner.config.clone();
         resolve_dial_address(&inner.endpoint, &mut config).await?;
@@ -191,43 +188,6 @@ impl PgConnector {
     }
 }
 
-/// The outcome of one failed login attempt.
-enum Attempt {
-    Rejected(tokio_postgres::Error),
-    Failed(tokio_postgres::Error),
-    Timeout,
-    Other(Error),
-}
-
-impl From<Error> for Attempt {
-    fn from(e: Error) -> Self {
-        Attempt::Other(e)
-    }
-}
-
-impl Attempt {
-    fn into_error(self, inner: &Inner) -> Error {
-        match self {
-            Attempt::Rejected(source) => Error::AuthenticationRejected {
-                host: inner.request.host().to_owned(),
-                port: inner.request.port(),
-                user: inner.request.user().to_owned(),
-                region: inner.request.region().as_str().to_owned(),
-                source,
-            },
-            Attempt::Failed(source) => Error::Postgres {
-                endpoint: inner.endpoint.to_string(),
-                source,
-            },
-            Attempt::Timeout => Error::ConnectTimeout {
-                endpoint: inner.endpoint.to_string(),
-                timeout: inner.connect_timeout,
-            },
-            Attempt::Other(e) => e,
-        }
-    }
-}
-
 /// `28P01` (invalid_password) is what RDS answers for a bad or expired token; `28000`
 /// (invalid_authorization_specification) for a user not allowed to log in this way.
 fn is_rejected_login(e: &tokio_postgres::Error) -> bool {
@@ -238,33 +198,17 @@ fn is_rejected_login(e: &tokio_postgres::Error) -> bool {
     )
 }
 
-/// tokio-postgres takes the TLS name from `host` and the TCP address from `hostaddr`,
-/// which must be IP addresses: a dial address that is a DNS name is resolved here, at
-/// each connection (DNS may change across a failover).
+/// tokio-postgres takes the TLS name from `host` and the TCP address from `hostaddr`.
 async fn resolve_dial_address(
     endpoint: &Endpoint,
     config: &mut tokio_postgres::Config,
-) -> Result<(), Attempt> {
-    let (dial_host, dial_port) = endpoint.dial_address();
-    config.port(dial_port);
-    if !endpoint.is_tunnelled() {
+) -> Result<(), Attempt<tokio_postgres::Error>> {
+    config.port(endpoint.dial_address().1);
+    let Some(ips) = dial_ips(endpoint).await? else {
         return Ok(());
-    }
-    let addrs: Vec<IpAddr> = match dial_host.parse::<IpAddr>() {
-        Ok(ip) => vec![ip],
-        Err(_) => tokio::net::lookup_host((dial_host, dial_port))
-            .await
-            .map_err(|source| {
-                Attempt::Other(Error::ResolveDialAddress {
-                    host: dial_host.to_owned(),
-                    source,
-                })
-            })?
-            .map(|a: SocketAddr| a.ip())
-            .collect(),
     };
     // One `host` per `hostaddr`: tokio-postgres pairs them by position and tries each in turn.
-    let mut it = addrs.into_iter();
+    let mut it = ips.into_iter();
     if let Some(first) = it.next() {
         config.hostaddr(first);
     }
@@ -366,34 +310,9 @@ fn builder_from_vars(
     cache: TokenCache,
     var: impl Fn(&str) -> Option<String>,
 ) -> Result<PgConnectorBuilder> {
-    let endpoint =
-        var(ENV_ENDPOINT)
-            .filter(|v| !v.trim().is_empty())
-            .ok_or(Error::InvalidEnvVar {
-                name: ENV_ENDPOINT,
-                reason: "is not set: set it to the endpoint's DNS name, optionally with `:port`",
-            })?;
-    let endpoint = endpoint.trim();
-    if endpoint.starts_with('/') {
-        return Err(Error::InvalidEnvVar {
-            name: ENV_ENDPOINT,
-            reason: "names a Unix socket: IAM tokens are only sent over verified TLS, \
-                     set it to the endpoint's DNS name",
-        });
-    }
-    let endpoint = if endpoint.contains(':') && !endpoint.starts_with('[') {
-        endpoint.parse::<Endpoint>()?
-    } else {
-        Endpoint::new(endpoint, 5432)?
-    };
-    let user = var(ENV_USER)
-        .filter(|v| !v.is_empty())
-        .ok_or(Error::InvalidEnvVar {
-            name: ENV_USER,
-            reason: "is not set: set it to the database user granted `rds_iam`",
-        })?;
-    let mut builder = PgConnector::builder(cache, endpoint, user);
-    if let Some(db) = var(ENV_DATABASE).filter(|v| !v.is_empty()) {
+    let settings = settings_from_vars(Engine::Postgres, 5432, var)?;
+    let mut builder = PgConnector::builder(cache, settings.endpoint, settings.user);
+    if let Some(db) = settings.database {
         builder = builder.database(db);
     }
     Ok(builder)

@@ -20,6 +20,7 @@
 //! Every configuration uses the aws-lc-rs crypto provider explicitly, so it does not depend on
 //! which provider (if any) is installed as the process default.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::path::Path;
 use std::sync::{Arc, LazyLock, OnceLock};
@@ -42,17 +43,24 @@ const AWS_CA_BUNDLE_PEM: &[u8] = include_bytes!("tls/aws-ca-bundle.pem");
 /// Built on first use, then shared: a Lambda that never connects pays nothing, one that does
 /// pays once per cold start.
 static AWS_DEFAULT: LazyLock<TrustStore> = LazyLock::new(|| {
+    static DER: LazyLock<Vec<CertificateDer<'static>>> = LazyLock::new(|| {
+        CertificateDer::pem_slice_iter(AWS_CA_BUNDLE_PEM)
+            .filter_map(Result::ok)
+            .collect()
+    });
+    // Borrowed from the static: cloning the list (mysql_async clones its options, and with
+    // them the certificates, at every connection) copies pointers, not certificates.
+    let der: &'static [CertificateDer<'static>] = &DER;
+    let certs: Vec<Cow<'static, [u8]>> = der.iter().map(|c| Cow::Borrowed(&c[..])).collect();
     let mut roots = RootCertStore::empty();
     // Every certificate of the bundle is checked by the test suite, so nothing is ignored here;
     // `add_parsable_certificates` keeps a corrupt build from panicking at run time all the same.
-    let (_added, _ignored) = roots.add_parsable_certificates(
-        CertificateDer::pem_slice_iter(AWS_CA_BUNDLE_PEM).filter_map(Result::ok),
-    );
+    let (_added, _ignored) = roots.add_parsable_certificates(der.iter().cloned());
     debug_assert_eq!(
         _ignored, 0,
         "unparsable certificate in the embedded CA bundle"
     );
-    TrustStore::from_roots(roots)
+    TrustStore::from_parts(roots, certs)
 });
 
 static PROVIDER: LazyLock<Arc<CryptoProvider>> =
@@ -76,6 +84,9 @@ static PROVIDER: LazyLock<Arc<CryptoProvider>> =
 #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
 pub struct TrustStore {
     roots: Arc<RootCertStore>,
+    /// The same certificates as `roots`, whole (DER): for drivers that build their own
+    /// rustls configuration from certificates (mysql_async), where trust anchors cannot go.
+    certs: Arc<Vec<Cow<'static, [u8]>>>,
     /// Built on the first connection and shared by clones; a changed store gets a new cell.
     config: Arc<OnceLock<Arc<ClientConfig>>>,
 }
@@ -95,7 +106,7 @@ impl TrustStore {
     /// A store that trusts nothing, to fill with [`with_ca_pem`](Self::with_ca_pem) or
     /// [`with_ca_file`](Self::with_ca_file) when the AWS CAs must not be trusted.
     pub fn empty() -> Self {
-        Self::from_roots(RootCertStore::empty())
+        Self::from_parts(RootCertStore::empty(), Vec::new())
     }
 
     /// Adds every certificate of a PEM document (one or more `CERTIFICATE` blocks; other blocks,
@@ -133,9 +144,16 @@ impl TrustStore {
         self.roots.is_empty()
     }
 
-    fn from_roots(roots: RootCertStore) -> Self {
+    /// The trusted certificates (DER), in the order they were added.
+    #[cfg_attr(not(feature = "mysql"), allow(dead_code))]
+    pub(crate) fn certificates(&self) -> &[Cow<'static, [u8]>] {
+        &self.certs
+    }
+
+    fn from_parts(roots: RootCertStore, certs: Vec<Cow<'static, [u8]>>) -> Self {
         Self {
             roots: Arc::new(roots),
+            certs: Arc::new(certs),
             config: Arc::new(OnceLock::new()),
         }
     }
@@ -154,16 +172,18 @@ impl TrustStore {
         }
         // All or nothing: validate into a copy, so a bad certificate leaves no half-added set.
         let mut roots = (*self.roots).clone();
-        for (i, cert) in certs.into_iter().enumerate() {
+        for (i, cert) in certs.iter().enumerate() {
             roots
-                .add(cert)
+                .add(cert.clone())
                 .map_err(|source| Error::InvalidCaCertificate {
                     path: path.map(Path::to_owned),
                     index: i + 1,
                     source,
                 })?;
         }
-        Ok(Self::from_roots(roots))
+        let mut all = (*self.certs).clone();
+        all.extend(certs.into_iter().map(|c| Cow::Owned(c.to_vec())));
+        Ok(Self::from_parts(roots, all))
     }
 }
 

@@ -58,7 +58,11 @@ async fn warm_invocations_reuse_one_connection() {
     for _ in 0..3 {
         assert_eq!(f.handle().await, success());
     }
-    assert_eq!(connection_ids(db), first, "the same connection served every invocation");
+    assert_eq!(
+        connection_ids(db),
+        first,
+        "the same connection served every invocation"
+    );
 }
 
 #[tokio::test]
@@ -91,7 +95,11 @@ async fn a_restarted_server_is_reconnected_to() {
 #[tokio::test]
 async fn a_bad_endpoint_gives_the_error_shape_quickly() {
     let _turn = TURN.lock().await;
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let clock = TestClock::new();
     let connector = iam::mysql_builder(iam::cache(&clock), iam::mysql_tunnel_endpoint(closed))
         .build()
@@ -99,11 +107,18 @@ async fn a_bad_endpoint_gives_the_error_shape_quickly() {
     let f = Function::new(Ok(connector));
     let started = Instant::now();
     let response = f.handle().await;
-    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(response["status"], "Error");
     let message = response["message"].as_str().unwrap();
     assert!(!message.is_empty());
-    assert!(!message.contains("X-Amz-Signature") && !message.contains("Amz-Credential"), "{message}");
+    assert!(
+        !message.contains("X-Amz-Signature") && !message.contains("Amz-Credential"),
+        "{message}"
+    );
 }
 
 #[tokio::test]
@@ -115,6 +130,9 @@ async fn a_rejected_login_gives_the_error_shape_without_secrets() {
     let response = f.handle().await;
     assert_eq!(response["status"], "Error");
     let message = response["message"].as_str().unwrap();
-    assert!(message.contains("AWSAuthenticationPlugin"), "the diagnostic error: {message}");
+    assert!(
+        message.contains("AWSAuthenticationPlugin"),
+        "the diagnostic error: {message}"
+    );
     assert!(!message.contains("X-Amz-Signature"), "{message}");
 }

@@ -139,6 +139,7 @@ async fn a_token_that_keeps_failing_gives_the_diagnostic_error() {
     let err = connector.connect().await.expect_err("rejected twice");
     assert_eq!(proxy.connections(), 2, "one retry, no more");
     let Error::AuthenticationRejected {
+        engine,
         host,
         port,
         user,
@@ -148,10 +149,14 @@ async fn a_token_that_keeps_failing_gives_the_diagnostic_error() {
     else {
         panic!("{err:?}")
     };
+    assert_eq!(*engine, rds_iam_auth::Engine::Postgres);
     assert_eq!(
         (host.as_str(), *port, user.as_str(), region.as_str()),
         (RDS_HOSTNAME, 5432, "iam_user", "us-east-1")
     );
+    let source = source
+        .downcast_ref::<tokio_postgres::Error>()
+        .expect("the driver's error");
     assert_eq!(
         source.code(),
         Some(&tokio_postgres::error::SqlState::INVALID_PASSWORD)

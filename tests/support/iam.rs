@@ -1,14 +1,18 @@
 //! IAM-side helpers for connector tests: fixed test credentials, a clock the test moves,
-//! connectors aimed at the throwaway PostgreSQL, and a counting TCP proxy.
+//! connectors aimed at the throwaway PostgreSQL or MariaDB, and a counting TCP proxy.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rds_iam_auth::{
-    Clock, Credentials, Endpoint, FixedClock, IamAuthToken, PgConnector, PgConnectorBuilder,
-    TokenCache, TokenGenerator, TokenRequest, TrustStore,
+    Clock, Credentials, Endpoint, FixedClock, IamAuthToken, TokenCache, TokenGenerator,
+    TokenRequest, TrustStore,
 };
+#[cfg(feature = "mysql")]
+use rds_iam_auth::{MySqlConnector, MySqlConnectorBuilder};
+#[cfg(feature = "postgres")]
+use rds_iam_auth::{PgConnector, PgConnectorBuilder};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::{RDS_HOSTNAME, certs, postgres};
@@ -17,6 +21,8 @@ use super::{RDS_HOSTNAME, certs, postgres};
 pub const T0: u64 = 1_705_322_096;
 /// The port the RDS-looking name is signed for (the harness listens elsewhere).
 pub const SIGNING_PORT: u16 = 5432;
+/// The same for MySQL: the port RDS for MySQL listens on.
+pub const MYSQL_SIGNING_PORT: u16 = 3306;
 
 pub fn credentials() -> Credentials {
     Credentials::new(
@@ -86,6 +92,26 @@ pub fn tunnel_endpoint(dial_port: u16) -> Endpoint {
         .unwrap()
 }
 
+/// The tunnel case for MySQL: signed for the RDS-looking name on port 3306.
+pub fn mysql_tunnel_endpoint(dial_port: u16) -> Endpoint {
+    Endpoint::new(RDS_HOSTNAME, MYSQL_SIGNING_PORT)
+        .unwrap()
+        .with_dial_address("127.0.0.1", dial_port)
+        .unwrap()
+}
+
+/// A MySQL connector for the throwaway MariaDB's IAM user and database, trusting only the
+/// test CA. Starts no server.
+#[cfg(feature = "mysql")]
+pub fn mysql_builder(cache: TokenCache, endpoint: Endpoint) -> MySqlConnectorBuilder {
+    use super::mariadb::{DATABASE, IAM_USER};
+    MySqlConnector::builder(cache, endpoint, IAM_USER)
+        .database(DATABASE)
+        .trust(test_trust())
+        .connect_timeout(Duration::from_secs(5))
+}
+
+#[cfg(feature = "postgres")]
 pub fn builder(cache: TokenCache, endpoint: Endpoint) -> PgConnectorBuilder {
     let pg = postgres();
     PgConnector::builder(cache, endpoint, pg.user())
@@ -94,9 +120,9 @@ pub fn builder(cache: TokenCache, endpoint: Endpoint) -> PgConnectorBuilder {
         .connect_timeout(Duration::from_secs(5))
 }
 
-/// A TCP proxy to the throwaway PostgreSQL that counts connections and calls `on_accept`
-/// (blocking, on a blocking thread) with the connection's number (1-based) before it
-/// connects upstream.
+/// A TCP proxy to the throwaway PostgreSQL (or, with [`CountingProxy::start_to`], any
+/// loopback port) that counts connections and calls `on_accept` (blocking, on a blocking
+/// thread) with the connection's number (1-based) before it connects upstream.
 pub struct CountingProxy {
     pub port: u16,
     accepted: Arc<AtomicUsize>,
@@ -104,12 +130,18 @@ pub struct CountingProxy {
 
 impl CountingProxy {
     pub async fn start(on_accept: impl Fn(usize) + Send + Sync + 'static) -> Self {
+        Self::start_to(postgres().port(), on_accept).await
+    }
+
+    pub async fn start_to(
+        upstream: u16,
+        on_accept: impl Fn(usize) + Send + Sync + 'static,
+    ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let accepted = Arc::new(AtomicUsize::new(0));
         let counter = accepted.clone();
         let on_accept = Arc::new(on_accept);
-        let upstream = postgres().port();
         tokio::spawn(async move {
             while let Ok((mut client, _)) = listener.accept().await {
                 let n = counter.fetch_add(1, Ordering::SeqCst) + 1;

@@ -13,7 +13,7 @@
 #![allow(dead_code, unreachable_pub, unused_imports)]
 
 pub mod certs;
-#[cfg(feature = "postgres")]
+#[cfg(any(feature = "postgres", feature = "mysql"))]
 pub mod iam;
 pub mod mariadb;
 pub mod postgres;
