@@ -166,11 +166,19 @@ impl TokenCache {
     /// already replaced are ignored: however many connections report the same token, it
     /// causes one new signing.
     pub fn invalidate(&self, request: &TokenRequest, rejected: &IamAuthToken) {
+        let is_current = |map: &KeyMap<Arc<Cached>>| {
+            map.get(request)
+                .is_some_and(|c| c.token.same_token(rejected))
+        };
+        if !is_current(&self.inner.current.load()) {
+            return; // already replaced: a late report
+        }
+        // Credentials first: once the token is gone, any caller may sign its successor, and
+        // it must not sign with the credentials that may be why the token was refused.
+        self.inner.generator.invalidate_credentials();
         let mut removed = false;
         self.inner.current.rcu(|map| {
-            removed = map
-                .get(request)
-                .is_some_and(|c| c.token.same_token(rejected));
+            removed = is_current(map);
             let mut map = KeyMap::clone(map);
             if removed {
                 map.remove(request);
@@ -182,7 +190,6 @@ impl TokenCache {
                 .counters
                 .invalidations
                 .fetch_add(1, Ordering::Relaxed);
-            self.inner.generator.invalidate_credentials();
             tracing::info!(
                 host = request.host(),
                 port = request.port(),
