@@ -250,8 +250,9 @@ fn connect_mysql(c: &mut Criterion) {
     let mut g = c.benchmark_group("mysql_connect_select_1");
     g.sample_size(60).measurement_time(Duration::from_secs(6));
     g.bench_function("iam", |b| {
-        b.to_async(&rt)
-            .iter(|| async { select_1_and_close(connector.connect().await.unwrap()).await })
+        b.to_async(&rt).iter(|| async {
+            select_1_and_close(connector.connect().await.unwrap().into_inner()).await
+        })
     });
     g.bench_function("static_password_same_login", |b| {
         b.to_async(&rt).iter(|| async {
@@ -267,7 +268,7 @@ fn connect_mysql(c: &mut Criterion) {
     interleaved(
         &rt,
         "mysql",
-        || async { select_1_and_close(connector.connect().await.unwrap()).await },
+        || async { select_1_and_close(connector.connect().await.unwrap().into_inner()).await },
         || async { select_1_and_close(Conn::new(same_login.clone()).await.unwrap()).await },
     );
 }

@@ -23,6 +23,7 @@
 use std::sync::Arc;
 
 use lambda_runtime::{LambdaEvent, service_fn};
+use rds_iam_auth::MySqlConnection;
 use rds_iam_auth::mysql_async::prelude::Queryable;
 use rds_iam_auth::mysql_async::{Conn, Error as MySqlError};
 use rds_iam_auth::{MySqlConnector, TokenCache, TokenGenerator, TrustStore};
@@ -38,7 +39,7 @@ const SESSION_ENDED: [u16; 3] = [1927, 1053, 4031];
 /// One per execution environment: the connector (TLS set up once) and the open connection.
 pub struct Function {
     connector: Result<MySqlConnector, String>,
-    conn: Mutex<Option<Conn>>,
+    conn: Mutex<Option<MySqlConnection>>,
 }
 
 impl Function {

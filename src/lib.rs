@@ -100,7 +100,7 @@ pub use error::Engine;
 pub use error::{Error, Result};
 pub use generator::{TokenGenerator, TokenGeneratorBuilder};
 #[cfg(feature = "mysql")]
-pub use mysql::{MySqlConnector, MySqlConnectorBuilder};
+pub use mysql::{MySqlConnection, MySqlConnector, MySqlConnectorBuilder};
 /// Re-exported: the connection type [`MySqlConnector`] returns, its error type and the
 /// `Queryable` trait (`prelude::*`).
 #[cfg(feature = "mysql")]

@@ -69,8 +69,8 @@ const ER_ACCESS_DENIED_ERROR: u16 = 1045;
 /// it, signs a fresh one and tries once more; a second rejection is
 /// [`Error::AuthenticationRejected`], which lists the likely causes.
 ///
-/// mysql_async keeps the password in the connection's options, and its `Debug` of a `Conn`
-/// prints them: do not log a `Conn` with `{:?}`.
+/// Connections come as [`MySqlConnection`]: a `mysql_async::Conn` (through `Deref`) whose
+/// `Debug` leaves out the connection options, which hold the token.
 #[derive(Clone)]
 #[cfg_attr(docsrs, doc(cfg(feature = "mysql")))]
 pub struct MySqlConnector {
@@ -130,10 +130,11 @@ impl MySqlConnector {
 
     /// Opens a connection logged in with the cache's current token (one retry with a fresh
     /// token if the server rejects it).
-    pub async fn connect(&self) -> Result<Conn> {
+    pub async fn connect(&self) -> Result<MySqlConnection> {
         let inner = &*self.inner;
         login_with_one_retry(&inner.cache, &inner.request, self)
             .await
+            .map(MySqlConnection)
             .map_err(|a| {
                 a.into_error(
                     Engine::MySql,
@@ -158,6 +159,50 @@ impl MySqlConnector {
     /// The token cache.
     pub fn cache(&self) -> &TokenCache {
         &self.inner.cache
+    }
+}
+
+/// A MySQL connection logged in with an IAM token: a `mysql_async::Conn` (use it through
+/// `Deref`/`DerefMut`, e.g. `conn.query_first(..)`) whose `Debug` shows no secret.
+///
+/// mysql_async keeps the password, here the token, in the connection's options and prints
+/// them in `Conn`'s own `Debug`; this wrapper prints the connection id and server version
+/// only. [`into_inner`](Self::into_inner) gives the `Conn` itself: do not log that with `{:?}`.
+#[cfg_attr(docsrs, doc(cfg(feature = "mysql")))]
+pub struct MySqlConnection(Conn);
+
+impl MySqlConnection {
+    /// Closes the connection gracefully (`COM_QUIT`), as `Conn::disconnect` does.
+    pub async fn disconnect(self) -> std::result::Result<(), mysql_async::Error> {
+        self.0.disconnect().await
+    }
+
+    /// The `mysql_async::Conn` itself (its `Debug` prints the token).
+    pub fn into_inner(self) -> Conn {
+        self.0
+    }
+}
+
+impl std::ops::Deref for MySqlConnection {
+    type Target = Conn;
+    fn deref(&self) -> &Conn {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for MySqlConnection {
+    fn deref_mut(&mut self) -> &mut Conn {
+        &mut self.0
+    }
+}
+
+impl fmt::Debug for MySqlConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (major, minor, patch) = self.0.server_version();
+        f.debug_struct("MySqlConnection")
+            .field("id", &self.0.id())
+            .field("server_version", &format_args!("{major}.{minor}.{patch}"))
+            .finish_non_exhaustive()
     }
 }
 

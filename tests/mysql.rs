@@ -258,3 +258,26 @@ async fn the_token_request_can_be_built_without_a_server() {
         .unwrap();
     assert_eq!(a.token_request(), &expected);
 }
+
+#[tokio::test]
+async fn the_connection_debug_shows_no_token() {
+    let _turn = TURN.lock().await;
+    let Some(db) = mariadb_or_skip() else { return };
+    let clock = TestClock::new();
+    let connector = iam::mysql_builder(
+        iam::cache(&clock),
+        Endpoint::new("localhost", db.port()).unwrap(),
+    )
+    .region("us-east-1")
+    .build()
+    .unwrap();
+    let token = iam::token_at(connector.token_request(), clock.at()).await;
+    db.set_password(token.expose());
+    let conn = connector.connect().await.unwrap();
+    let rendered = format!("{conn:?} {conn:#?}");
+    assert!(rendered.contains("MySqlConnection"), "{rendered}");
+    assert!(!rendered.contains("X-Amz-Signature"), "{rendered}");
+    assert!(!rendered.contains(token.expose()), "{rendered}");
+    // mysql_async's own Debug does print it: the wrapper is what keeps it out of logs.
+    assert!(format!("{:?}", conn.into_inner()).contains("X-Amz-Signature"));
+}

@@ -1,7 +1,7 @@
 //! bb8: a [`ManageConnection`] that opens `mysql_async::Conn`s through a [`MySqlConnector`].
 
+use crate::mysql::MySqlConnection;
 use ::bb8::ManageConnection;
-use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
 
 use crate::error::Error;
@@ -45,22 +45,22 @@ impl MySqlConnectionManager {
 }
 
 impl ManageConnection for MySqlConnectionManager {
-    type Connection = Conn;
+    type Connection = MySqlConnection;
     type Error = Error;
 
-    async fn connect(&self) -> Result<Conn, Error> {
+    async fn connect(&self) -> Result<MySqlConnection, Error> {
         self.connector.connect().await
     }
 
     /// `COM_PING`; never a new login (the token is checked at login only).
-    async fn is_valid(&self, conn: &mut Conn) -> Result<(), Error> {
+    async fn is_valid(&self, conn: &mut MySqlConnection) -> Result<(), Error> {
         conn.ping().await.map_err(|source| Error::MySql {
             endpoint: self.connector.endpoint().to_string(),
             source,
         })
     }
 
-    fn has_broken(&self, conn: &mut Conn) -> bool {
+    fn has_broken(&self, conn: &mut MySqlConnection) -> bool {
         conn.is_disconnected()
     }
 }

@@ -5,8 +5,8 @@
 //! which an IAM token outlives by 15 minutes at most; this manager asks the connector, so
 //! each new physical connection gets the cache's current token.
 
+use crate::mysql::MySqlConnection;
 use ::deadpool::managed::{self, Metrics, RecycleError, RecycleResult};
-use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
 
 use crate::error::Error;
@@ -54,14 +54,14 @@ impl MySqlManager {
 }
 
 impl managed::Manager for MySqlManager {
-    type Type = Conn;
+    type Type = MySqlConnection;
     type Error = Error;
 
-    async fn create(&self) -> Result<Conn, Error> {
+    async fn create(&self) -> Result<MySqlConnection, Error> {
         self.connector.connect().await
     }
 
-    async fn recycle(&self, conn: &mut Conn, _: &Metrics) -> RecycleResult<Error> {
+    async fn recycle(&self, conn: &mut MySqlConnection, _: &Metrics) -> RecycleResult<Error> {
         if conn.is_disconnected() {
             return Err(RecycleError::message("connection closed"));
         }
