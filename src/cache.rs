@@ -154,8 +154,13 @@ impl TokenCache {
         }
         let entry = self.entry(request);
         match self.current(request) {
+            // Another caller signed it since the fast path looked.
+            Some(cached) if now < cached.soft_deadline => {
+                self.inner.counters.hits.increment();
+                Ok(cached.token.clone())
+            }
             Some(cached) if now < cached.hard_deadline => {
-                Ok(self.refresh_ahead(&entry, request, &cached).await)
+                Ok(self.refresh_ahead(&entry, request, &cached, now).await)
             }
             _ => self.wait_for_signing(&entry, request).await,
         }
@@ -245,6 +250,7 @@ impl TokenCache {
         entry: &Entry,
         request: &TokenRequest,
         cached: &Cached,
+        now: SystemTime,
     ) -> IamAuthToken {
         let claimed = entry
             .refreshing_ahead
@@ -257,6 +263,10 @@ impl TokenCache {
         // Released on every exit, also if the caller's future is dropped mid-signing.
         let _claim = ClaimGuard(&entry.refreshing_ahead);
         let _signing = entry.signing.lock().await;
+        // A caller that waited at expiry may have signed while this one waited for the lock.
+        if let Some(newer) = self.current(request).filter(|c| now < c.soft_deadline) {
+            return newer.token.clone();
+        }
         match self.sign_into(request).await {
             Ok(token) => token,
             Err(error) => {
