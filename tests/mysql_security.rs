@@ -10,17 +10,15 @@
 
 mod support;
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rds_iam_auth::mysql_async::{self, DriverError};
 use rds_iam_auth::{Engine, Error, IamAuthToken, MySqlConnector};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use support::capture::{CaptureServer, Recorder, error_chain, listen, tls_acceptor};
 use support::iam::{self, TestClock};
 use support::{CertFiles, certs};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio_rustls::TlsAcceptor;
+use tokio::net::TcpStream;
 
 /// `CLIENT_SSL`: the server can switch to TLS after its greeting.
 const CLIENT_SSL: u32 = 0x800;
@@ -58,59 +56,14 @@ enum Answer {
     Silent,
 }
 
-struct FakeServer {
-    port: u16,
-    received: Arc<Mutex<Vec<u8>>>,
-    connections: Arc<Mutex<usize>>,
+async fn fake_server(answer: Answer) -> CaptureServer {
+    CaptureServer::start(move |tcp, rec| serve(tcp, answer, rec)).await
 }
 
-impl FakeServer {
-    async fn start(answer: Answer) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let received = Arc::new(Mutex::new(Vec::new()));
-        let connections = Arc::new(Mutex::new(0));
-        let (rec, count) = (received.clone(), connections.clone());
-        tokio::spawn(async move {
-            while let Ok((tcp, _)) = listener.accept().await {
-                *count.lock().unwrap() += 1;
-                tokio::spawn(serve(tcp, answer, rec.clone()));
-            }
-        });
-        Self {
-            port,
-            received,
-            connections,
-        }
-    }
-
-    fn received(&self) -> Vec<u8> {
-        self.received.lock().unwrap().clone()
-    }
-
-    fn connections(&self) -> usize {
-        *self.connections.lock().unwrap()
-    }
-
-    fn saw(&self, needle: &[u8]) -> bool {
-        self.received().windows(needle.len()).any(|w| w == needle)
-    }
-
-    fn assert_no_token_bytes(&self, token: &IamAuthToken) {
-        for needle in [
-            token.expose().as_bytes(),
-            b"X-Amz-Signature",
-            b"Action=connect",
-            // The handshake response (user name, password hash) was never sent either.
-            b"iam_user",
-        ] {
-            assert!(
-                !self.saw(needle),
-                "login bytes reached the fake server: {:?}",
-                String::from_utf8_lossy(needle)
-            );
-        }
-    }
+/// Neither the token nor the handshake response that carries the user name (and would
+/// carry a password hash) reached the server.
+fn assert_no_token_bytes(server: &CaptureServer, token: &IamAuthToken) {
+    server.assert_never_saw(token.expose(), &[b"iam_user"]);
 }
 
 /// A MySQL packet: 3-byte little-endian length, sequence id, payload.
@@ -163,35 +116,24 @@ async fn read_packet(s: &mut (impl AsyncRead + Unpin)) -> Option<Vec<u8>> {
     Some(p)
 }
 
-/// Records whatever the client sends until it closes or falls silent.
-async fn listen(s: &mut (impl AsyncRead + Unpin), record: impl Fn(&[u8])) {
-    let mut buf = [0u8; 4096];
-    while let Ok(Ok(n)) = tokio::time::timeout(Duration::from_millis(300), s.read(&mut buf)).await {
-        if n == 0 {
-            break;
-        }
-        record(&buf[..n]);
-    }
-}
-
 async fn write(s: &mut (impl AsyncWrite + Unpin), bytes: &[u8]) {
     // The client may already have hung up: that is what the tests want.
     let _ = s.write_all(bytes).await;
 }
 
-async fn serve(mut tcp: TcpStream, answer: Answer, rec: Arc<Mutex<Vec<u8>>>) {
-    let record = |bytes: &[u8]| rec.lock().unwrap().extend_from_slice(bytes);
+async fn serve(mut tcp: TcpStream, answer: Answer, rec: Recorder) {
+    let record = |bytes: &[u8]| rec.record(bytes);
     match answer {
         Answer::Silent => tokio::time::sleep(Duration::from_secs(5)).await,
         Answer::NoTls => {
             write(&mut tcp, &packet(0, &greeting(BASE_CAPABILITIES))).await;
-            listen(&mut tcp, record).await;
+            listen(&mut tcp, &rec).await;
         }
         Answer::UnsolicitedCleartextSwitch => {
             let mut bytes = packet(0, &greeting(BASE_CAPABILITIES));
             bytes.extend(packet(2, &cleartext_switch()));
             write(&mut tcp, &bytes).await;
-            listen(&mut tcp, record).await;
+            listen(&mut tcp, &rec).await;
         }
         Answer::CleartextSwitchBeforeTls => {
             write(
@@ -204,7 +146,7 @@ async fn serve(mut tcp: TcpStream, answer: Answer, rec: Arc<Mutex<Vec<u8>>>) {
             };
             record(&ssl_request);
             write(&mut tcp, &packet(2, &cleartext_switch())).await;
-            listen(&mut tcp, record).await;
+            listen(&mut tcp, &rec).await;
         }
         Answer::Tls(cert) => {
             write(
@@ -216,18 +158,7 @@ async fn serve(mut tcp: TcpStream, answer: Answer, rec: Arc<Mutex<Vec<u8>>>) {
                 return;
             };
             record(&ssl_request);
-            let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-                rustls::crypto::aws_lc_rs::default_provider(),
-            ))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(
-                vec![CertificateDer::from(cert.cert_der.clone())],
-                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.key_der.clone())),
-            )
-            .unwrap();
-            let Ok(mut tls) = TlsAcceptor::from(Arc::new(config)).accept(tcp).await else {
+            let Ok(mut tls) = tls_acceptor(cert).accept(tcp).await else {
                 return; // the client refused the certificate
             };
             let Some(response) = read_packet(&mut tls).await else {
@@ -246,7 +177,7 @@ async fn serve(mut tcp: TcpStream, answer: Answer, rec: Arc<Mutex<Vec<u8>>>) {
 
 /// A connector signed for the RDS-looking name, dialling the fake server, trusting the
 /// harness's test CA.
-async fn connector_to(server: &FakeServer) -> (MySqlConnector, IamAuthToken) {
+async fn connector_to(server: &CaptureServer) -> (MySqlConnector, IamAuthToken) {
     let clock = TestClock::new();
     let connector = iam::mysql_builder(iam::cache(&clock), iam::mysql_tunnel_endpoint(server.port))
         .connect_timeout(Duration::from_secs(2))
@@ -256,19 +187,9 @@ async fn connector_to(server: &FakeServer) -> (MySqlConnector, IamAuthToken) {
     (connector, token)
 }
 
-fn chain(err: &Error) -> String {
-    let mut s = format!("{err}");
-    let mut cur: Option<&dyn std::error::Error> = std::error::Error::source(err);
-    while let Some(e) = cur {
-        s.push_str(&format!(" <- {e:?}"));
-        cur = e.source();
-    }
-    s
-}
-
 #[tokio::test]
 async fn positive_control_a_trusted_server_sees_the_token() {
-    let server = FakeServer::start(Answer::Tls(&certs().server)).await;
+    let server = fake_server(Answer::Tls(&certs().server)).await;
     let (connector, token) = connector_to(&server).await;
     let err = connector
         .connect()
@@ -294,7 +215,7 @@ async fn positive_control_a_trusted_server_sees_the_token() {
 
 #[tokio::test]
 async fn a_greeting_without_tls_support_fails_before_any_password() {
-    let server = FakeServer::start(Answer::NoTls).await;
+    let server = fake_server(Answer::NoTls).await;
     let (connector, token) = connector_to(&server).await;
     let err = connector.connect().await.expect_err("no plaintext login");
     match &err {
@@ -302,12 +223,12 @@ async fn a_greeting_without_tls_support_fails_before_any_password() {
             source: mysql_async::Error::Driver(DriverError::NoClientSslFlagFromServer),
             ..
         } => {}
-        other => panic!("{}", chain(other)),
+        other => panic!("{}", error_chain(other)),
     }
     assert!(err.to_string().contains("never sent without"), "{err}");
     assert_eq!(server.connections(), 1, "not retried");
     assert_eq!(server.received(), b"", "the client sent nothing at all");
-    server.assert_no_token_bytes(&token);
+    assert_no_token_bytes(&server, &token);
 }
 
 #[tokio::test]
@@ -316,27 +237,27 @@ async fn a_switch_to_cleartext_before_tls_is_refused() {
         Answer::CleartextSwitchBeforeTls,
         Answer::UnsolicitedCleartextSwitch,
     ] {
-        let server = FakeServer::start(answer).await;
+        let server = fake_server(answer).await;
         let (connector, token) = connector_to(&server).await;
         let err = connector.connect().await.expect_err("downgrade must fail");
-        assert!(matches!(err, Error::MySql { .. }), "{}", chain(&err));
+        assert!(matches!(err, Error::MySql { .. }), "{}", error_chain(&err));
         assert_eq!(server.connections(), 1, "not retried");
-        server.assert_no_token_bytes(&token);
+        assert_no_token_bytes(&server, &token);
     }
 }
 
 async fn refused_certificate(cert: &'static CertFiles, expected: &str) {
-    let server = FakeServer::start(Answer::Tls(cert)).await;
+    let server = fake_server(Answer::Tls(cert)).await;
     let (connector, token) = connector_to(&server).await;
     let err = connector
         .connect()
         .await
         .expect_err("certificate must be refused");
-    let chain = chain(&err);
+    let chain = error_chain(&err);
     assert!(matches!(err, Error::MySql { .. }), "{chain}");
     assert!(chain.contains(expected), "{expected} not in {chain}");
     assert_eq!(server.connections(), 1, "a TLS failure is not retried");
-    server.assert_no_token_bytes(&token);
+    assert_no_token_bytes(&server, &token);
 }
 
 #[tokio::test]
@@ -359,20 +280,24 @@ async fn expired_certificate_is_refused() {
 /// trusts nothing, not even the test CA.
 #[tokio::test]
 async fn only_the_trust_store_is_trusted() {
-    let server = FakeServer::start(Answer::Tls(&certs().server)).await;
+    let server = fake_server(Answer::Tls(&certs().server)).await;
     let clock = TestClock::new();
     let connector = iam::mysql_builder(iam::cache(&clock), iam::mysql_tunnel_endpoint(server.port))
         .trust(rds_iam_auth::TrustStore::empty())
         .build()
         .unwrap();
     let err = connector.connect().await.expect_err("nothing trusted");
-    assert!(chain(&err).contains("UnknownIssuer"), "{}", chain(&err));
+    assert!(
+        error_chain(&err).contains("UnknownIssuer"),
+        "{}",
+        error_chain(&err)
+    );
     assert!(!server.saw(b"iam_user"));
 }
 
 #[tokio::test]
 async fn a_silent_server_hits_the_connect_timeout() {
-    let server = FakeServer::start(Answer::Silent).await;
+    let server = fake_server(Answer::Silent).await;
     let clock = TestClock::new();
     let connector = iam::mysql_builder(iam::cache(&clock), iam::mysql_tunnel_endpoint(server.port))
         .connect_timeout(Duration::from_millis(300))

@@ -7,16 +7,22 @@
 
 mod support;
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rds_iam_auth::{Endpoint, Error, IamAuthToken, PgConnector};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use support::capture::{CaptureServer, Recorder, error_chain, listen, tls_acceptor};
 use support::iam::{self, TestClock};
 use support::{CertFiles, certs};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio_rustls::TlsAcceptor;
+use tokio::net::TcpStream;
+
+async fn fake_server(answer: Answer) -> CaptureServer {
+    CaptureServer::start(move |tcp, rec| serve(tcp, answer, rec)).await
+}
+
+fn assert_no_token_bytes(server: &CaptureServer, token: &IamAuthToken) {
+    server.assert_never_saw(token.expose(), &[]);
+}
 
 #[derive(Clone, Copy)]
 enum Answer {
@@ -29,55 +35,6 @@ enum Answer {
     Silent,
 }
 
-struct FakeServer {
-    port: u16,
-    received: Arc<Mutex<Vec<u8>>>,
-    connections: Arc<Mutex<usize>>,
-}
-
-impl FakeServer {
-    async fn start(answer: Answer) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let received = Arc::new(Mutex::new(Vec::new()));
-        let connections = Arc::new(Mutex::new(0));
-        let (rec, count) = (received.clone(), connections.clone());
-        tokio::spawn(async move {
-            while let Ok((tcp, _)) = listener.accept().await {
-                *count.lock().unwrap() += 1;
-                tokio::spawn(serve(tcp, answer, rec.clone()));
-            }
-        });
-        Self {
-            port,
-            received,
-            connections,
-        }
-    }
-
-    fn received(&self) -> Vec<u8> {
-        self.received.lock().unwrap().clone()
-    }
-
-    fn connections(&self) -> usize {
-        *self.connections.lock().unwrap()
-    }
-
-    fn assert_no_token_bytes(&self, token: &IamAuthToken) {
-        let got = self.received();
-        for needle in [
-            token.expose().as_bytes(),
-            b"X-Amz-Signature",
-            b"Action=connect",
-        ] {
-            assert!(
-                !got.windows(needle.len()).any(|w| w == needle),
-                "token bytes reached the fake server"
-            );
-        }
-    }
-}
-
 async fn read_message(s: &mut (impl AsyncReadExt + Unpin), typed: bool) -> Option<Vec<u8>> {
     let mut head = vec![0u8; if typed { 5 } else { 4 }];
     s.read_exact(&mut head).await.ok()?;
@@ -88,8 +45,8 @@ async fn read_message(s: &mut (impl AsyncReadExt + Unpin), typed: bool) -> Optio
     Some(head)
 }
 
-async fn serve(mut tcp: TcpStream, answer: Answer, rec: Arc<Mutex<Vec<u8>>>) {
-    let record = |bytes: &[u8]| rec.lock().unwrap().extend_from_slice(bytes);
+async fn serve(mut tcp: TcpStream, answer: Answer, rec: Recorder) {
+    let record = |bytes: &[u8]| rec.record(bytes);
     if let Answer::Silent = answer {
         tokio::time::sleep(Duration::from_secs(5)).await;
         return;
@@ -102,31 +59,12 @@ async fn serve(mut tcp: TcpStream, answer: Answer, rec: Arc<Mutex<Vec<u8>>>) {
         Answer::Silent => unreachable!(),
         Answer::RefuseTls => {
             tcp.write_all(b"N").await.unwrap();
-            let mut buf = [0u8; 4096];
             // Whatever a client would send next, in plaintext.
-            while let Ok(Ok(n)) =
-                tokio::time::timeout(Duration::from_millis(300), tcp.read(&mut buf)).await
-            {
-                if n == 0 {
-                    break;
-                }
-                record(&buf[..n]);
-            }
+            listen(&mut tcp, &rec).await;
         }
         Answer::Tls(cert) => {
             tcp.write_all(b"S").await.unwrap();
-            let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-                rustls::crypto::aws_lc_rs::default_provider(),
-            ))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(
-                vec![CertificateDer::from(cert.cert_der.clone())],
-                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.key_der.clone())),
-            )
-            .unwrap();
-            let Ok(mut tls) = TlsAcceptor::from(Arc::new(config)).accept(tcp).await else {
+            let Ok(mut tls) = tls_acceptor(cert).accept(tcp).await else {
                 return; // the client refused the certificate
             };
             let Some(startup) = read_message(&mut tls, false).await else {
@@ -163,7 +101,7 @@ async fn serve(mut tcp: TcpStream, answer: Answer, rec: Arc<Mutex<Vec<u8>>>) {
 
 /// A connector signed for the RDS-looking name, dialling the fake server, trusting the
 /// harness's test CA.
-async fn connector_to(server: &FakeServer) -> (PgConnector, IamAuthToken) {
+async fn connector_to(server: &CaptureServer) -> (PgConnector, IamAuthToken) {
     let clock = TestClock::new();
     let connector = iam::builder(iam::cache(&clock), iam::tunnel_endpoint(server.port))
         .connect_timeout(Duration::from_secs(2))
@@ -173,19 +111,9 @@ async fn connector_to(server: &FakeServer) -> (PgConnector, IamAuthToken) {
     (connector, token)
 }
 
-fn chain(err: &Error) -> String {
-    let mut s = format!("{err}");
-    let mut cur: Option<&dyn std::error::Error> = std::error::Error::source(err);
-    while let Some(e) = cur {
-        s.push_str(&format!(" <- {e:?}"));
-        cur = e.source();
-    }
-    s
-}
-
 #[tokio::test]
 async fn positive_control_a_trusted_server_sees_the_token() {
-    let server = FakeServer::start(Answer::Tls(&certs().server)).await;
+    let server = fake_server(Answer::Tls(&certs().server)).await;
     let (connector, token) = connector_to(&server).await;
     let err = connector
         .connect()
@@ -196,17 +124,15 @@ async fn positive_control_a_trusted_server_sees_the_token() {
         "{err:?}"
     );
     assert_eq!(server.connections(), 2, "one retry");
-    let got = server.received();
-    let needle = token.expose().as_bytes();
     assert!(
-        got.windows(needle.len()).any(|w| w == needle),
+        server.saw(token.expose().as_bytes()),
         "the capture must see a token sent over verified TLS, else the checks below prove nothing"
     );
 }
 
 #[tokio::test]
 async fn tls_refused_by_the_server_fails_without_sending_the_token() {
-    let server = FakeServer::start(Answer::RefuseTls).await;
+    let server = fake_server(Answer::RefuseTls).await;
     let (connector, token) = connector_to(&server).await;
     let err = connector
         .connect()
@@ -214,21 +140,21 @@ async fn tls_refused_by_the_server_fails_without_sending_the_token() {
         .expect_err("no plaintext fallback");
     assert!(matches!(err, Error::Postgres { .. }), "{err:?}");
     assert_eq!(server.received().len(), 8, "only the SSLRequest");
-    server.assert_no_token_bytes(&token);
+    assert_no_token_bytes(&server, &token);
 }
 
 async fn refused_certificate(cert: &'static CertFiles, expected: &str) {
-    let server = FakeServer::start(Answer::Tls(cert)).await;
+    let server = fake_server(Answer::Tls(cert)).await;
     let (connector, token) = connector_to(&server).await;
     let err = connector
         .connect()
         .await
         .expect_err("certificate must be refused");
-    let chain = chain(&err);
+    let chain = error_chain(&err);
     assert!(matches!(err, Error::Postgres { .. }), "{chain}");
     assert!(chain.contains(expected), "{expected} not in {chain}");
     assert_eq!(server.connections(), 1, "a TLS failure is not retried");
-    server.assert_no_token_bytes(&token);
+    assert_no_token_bytes(&server, &token);
 }
 
 #[tokio::test]
@@ -248,7 +174,7 @@ async fn expired_certificate_is_refused() {
 
 #[tokio::test]
 async fn an_ip_address_as_signing_host_fails_before_any_socket_is_opened() {
-    let server = FakeServer::start(Answer::RefuseTls).await;
+    let server = fake_server(Answer::RefuseTls).await;
     let err = Endpoint::new("127.0.0.1", server.port).unwrap_err();
     assert!(
         matches!(err, Error::IpAddressAsSigningHost { .. }),
@@ -261,7 +187,7 @@ async fn an_ip_address_as_signing_host_fails_before_any_socket_is_opened() {
 
 #[tokio::test]
 async fn a_silent_server_hits_the_connect_timeout() {
-    let server = FakeServer::start(Answer::Silent).await;
+    let server = fake_server(Answer::Silent).await;
     let clock = TestClock::new();
     let connector = iam::builder(iam::cache(&clock), iam::tunnel_endpoint(server.port))
         .connect_timeout(Duration::from_millis(300))

@@ -12,6 +12,8 @@
 //! own, or serialize the tests of a file.
 #![allow(dead_code, unreachable_pub, unused_imports)]
 
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+pub mod capture;
 pub mod certs;
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 pub mod iam;
