@@ -117,39 +117,15 @@ fn connect(c: &mut Criterion) {
     // Criterion runs the cases one after the other, and a burst of short connections leaves
     // exiting backends behind that slow the next case down: the ratio comes from rounds that
     // alternate the two (median of per-round ratios).
-    const ROUNDS: usize = 25;
-    const PER_ROUND: u32 = 20;
-    let mut ratios = Vec::new();
-    let (mut iam_total, mut static_total) = (Duration::ZERO, Duration::ZERO);
-    for _ in 0..ROUNDS {
-        let t = std::time::Instant::now();
-        rt.block_on(async {
-            for _ in 0..PER_ROUND {
-                select_1(connector.connect().await.unwrap()).await;
-            }
-        });
-        let iam_t = t.elapsed();
-        let t = std::time::Instant::now();
-        rt.block_on(async {
-            for _ in 0..PER_ROUND {
-                let (client, conn) = same_login.connect(tls.clone()).await.unwrap();
-                tokio::spawn(conn);
-                select_1(client).await;
-            }
-        });
-        let static_t = t.elapsed();
-        ratios.push(iam_t.as_secs_f64() / static_t.as_secs_f64());
-        iam_total += iam_t;
-        static_total += static_t;
-    }
-    ratios.sort_by(f64::total_cmp);
-    let n = (ROUNDS as u32) * PER_ROUND;
-    println!(
-        "interleaved: iam {:?}/connect, static password (same login) {:?}/connect, \
-         median ratio IAM/static {:.3}",
-        iam_total / n,
-        static_total / n,
-        ratios[ROUNDS / 2]
+    interleaved(
+        &rt,
+        "postgres",
+        || async { select_1(connector.connect().await.unwrap()).await },
+        || async {
+            let (client, conn) = same_login.connect(tls.clone()).await.unwrap();
+            tokio::spawn(conn);
+            select_1(client).await
+        },
     );
 }
 
@@ -158,7 +134,7 @@ fn connect(_: &mut Criterion) {}
 
 /// Runs `rounds` rounds alternating `per_round` connections of `a` and of `b`; prints the
 /// mean per connection and the median of the per-round ratios a/b.
-#[cfg(feature = "mysql")]
+#[cfg(any(feature = "postgres", feature = "mysql"))]
 fn interleaved<A: Future<Output = ()>, B: Future<Output = ()>>(
     rt: &tokio::runtime::Runtime,
     label: &str,
