@@ -78,10 +78,10 @@ impl CachedCredentials {
             .map_err(Error::Credentials)?;
         let now = clock.now();
         let reuse_until = match credentials.expiry() {
+            // Credentials with less than the margin left are used for this call only.
             Some(expiry) => expiry
                 .checked_sub(REFRESH_BEFORE_EXPIRY)
-                .unwrap_or(expiry)
-                .max(now.min(expiry)),
+                .unwrap_or(expiry),
             None => now + NO_EXPIRY_REUSE,
         };
         *self.write() = Some(Entry {
