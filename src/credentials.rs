@@ -79,9 +79,7 @@ impl CachedCredentials {
         let now = clock.now();
         let reuse_until = match credentials.expiry() {
             // Credentials with less than the margin left are used for this call only.
-            Some(expiry) => expiry
-                .checked_sub(REFRESH_BEFORE_EXPIRY)
-                .unwrap_or(expiry),
+            Some(expiry) => expiry.checked_sub(REFRESH_BEFORE_EXPIRY).unwrap_or(expiry),
             None => now + NO_EXPIRY_REUSE,
         };
         *self.write() = Some(Entry {
