@@ -55,6 +55,10 @@
 //!   token on error 1045).
 //! - `deadpool-postgres`, `bb8-postgres`, `deadpool-mysql`, `bb8-mysql`: pools (`pool`
 //!   module) whose every new connection logs in with a current token.
+//!
+//! Both connectors are one type, `Connector<D>` (module `connector`), for two drivers: the
+//! token's life cycle around a login (get, attempt within the timeout, invalidate, one retry,
+//! errors) is written once, and each driver only says how one login is made.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
