@@ -22,7 +22,7 @@
 use std::sync::Arc;
 
 use lambda_runtime::{LambdaEvent, service_fn};
-use rds_iam_auth::{PgConnector, TokenCache, TokenGenerator, TrustStore};
+use rds_iam_auth::{PgConnector, TokenCache, TokenGenerator};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 use tokio_postgres::Client;
@@ -93,29 +93,24 @@ fn connection_lost(e: &tokio_postgres::Error) -> bool {
 
 async fn connector_from_env() -> Result<PgConnector, BoxError> {
     let cache = TokenCache::new(TokenGenerator::from_env().await?);
-    let mut builder = PgConnector::builder_from_env(cache)?.application_name("lambda_postgres");
-    if let Ok(port) = std::env::var("DBPort") {
-        builder = builder.port(
-            port.parse()
-                .map_err(|_| format!("DBPort `{port}` is not a port number"))?,
-        )?;
-    }
-    if let Ok(region) = std::env::var("DBRegion") {
-        builder = builder.region(region);
-    }
-    if let Ok(ca_file) = std::env::var("DBCaFile") {
-        builder = builder.trust(TrustStore::aws_default().with_ca_file(ca_file)?);
-    }
+    let builder = PgConnector::builder_from_env(cache)?.application_name("lambda_postgres");
     Ok(builder.build()?)
 }
 
-/// The error and its causes on one line.
+/// The error and its causes on one line, each said once (drivers repeat their causes in
+/// their own messages).
 fn explain(error: &(dyn std::error::Error + 'static)) -> String {
+    if let Some(e) = error.downcast_ref::<rds_iam_auth::Error>() {
+        return e.report();
+    }
     let mut message = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
         source = cause.source();
     }
     message

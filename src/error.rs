@@ -16,6 +16,7 @@ use aws_credential_types::provider::error::CredentialsError;
 pub enum Error {
     /// The signing hostname is not a valid DNS name.
     #[error("invalid hostname `{host}`: {reason}; pass the DNS name of the RDS/Aurora endpoint")]
+    #[non_exhaustive]
     InvalidHostname {
         /// The rejected input (hostnames are not secret).
         host: String,
@@ -30,6 +31,7 @@ pub enum Error {
          `mydb.cluster-abc.us-east-1.rds.amazonaws.com`) as the signing host and `{ip}` \
          as the dial address"
     )]
+    #[non_exhaustive]
     IpAddressAsSigningHost {
         /// The IP address that was given.
         ip: std::net::IpAddr,
@@ -37,6 +39,7 @@ pub enum Error {
 
     /// An endpoint string could not be parsed as `host:port`.
     #[error("invalid endpoint `{input}`: {reason}")]
+    #[non_exhaustive]
     InvalidEndpoint {
         /// The rejected input.
         input: String,
@@ -48,6 +51,7 @@ pub enum Error {
     #[error(
         "unknown region `{region}`: expected a region name such as `us-east-1`, `cn-north-1` or `us-gov-west-1`"
     )]
+    #[non_exhaustive]
     InvalidRegion {
         /// The rejected input.
         region: String,
@@ -58,6 +62,7 @@ pub enum Error {
         "no region given and none can be inferred from hostname `{host}`: call `.region(...)` \
          (for example with the value of `AWS_REGION`)"
     )]
+    #[non_exhaustive]
     RegionNotFound {
         /// The hostname that carries no region.
         host: String,
@@ -65,6 +70,7 @@ pub enum Error {
 
     /// The database user name cannot be used in a token.
     #[error("invalid database user name: {reason}")]
+    #[non_exhaustive]
     InvalidUser {
         /// What is wrong with it (the name itself is not repeated).
         reason: String,
@@ -74,6 +80,7 @@ pub enum Error {
     #[error(
         "token lifetime of {requested:?} is out of range: {service} tokens live between 1 s and {max:?}"
     )]
+    #[non_exhaustive]
     InvalidExpiry {
         /// The requested lifetime.
         requested: Duration,
@@ -95,6 +102,7 @@ pub enum Error {
         "the AWS credentials expired at {expired_at:?}, before the token could be signed: \
          the credentials provider returned stale credentials, or the clock is wrong"
     )]
+    #[non_exhaustive]
     CredentialsExpired {
         /// When the credentials expired.
         expired_at: SystemTime,
@@ -102,6 +110,7 @@ pub enum Error {
 
     /// A part of an IAM policy ARN is malformed.
     #[error("invalid {field} for an IAM policy: {reason}")]
+    #[non_exhaustive]
     InvalidPolicyInput {
         /// Which part.
         field: &'static str,
@@ -117,6 +126,7 @@ pub enum Error {
     #[cfg(feature = "tls")]
     #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
     #[error("cannot read the CA certificate file `{}`: check the path and that this process may read it", path.display())]
+    #[non_exhaustive]
     CaFile {
         /// The file that was asked for.
         path: PathBuf,
@@ -133,12 +143,13 @@ pub enum Error {
          `-----END CERTIFICATE-----` (DER files must be converted first: `openssl x509 -inform der -in ca.der -out ca.pem`)",
         pem_origin(path.as_deref())
     )]
+    #[non_exhaustive]
     InvalidCaPem {
         /// The file, if the PEM came from one.
         path: Option<PathBuf>,
-        /// What the PEM parser found wrong.
+        /// What the PEM parser found wrong (a `rustls_pki_types::pem::Error`).
         #[source]
-        source: rustls_pki_types::pem::Error,
+        source: BoxError,
     },
 
     /// The CA PEM held no `CERTIFICATE` block.
@@ -149,6 +160,7 @@ pub enum Error {
          (a private key or a certificate request is not a CA certificate)",
         pem_origin(path.as_deref())
     )]
+    #[non_exhaustive]
     NoCaCertificates {
         /// The file, if the PEM came from one.
         path: Option<PathBuf>,
@@ -161,59 +173,63 @@ pub enum Error {
         "certificate #{index} in {} cannot be used as a trust anchor (is it a truncated or corrupted X.509 certificate?)",
         pem_origin(path.as_deref())
     )]
+    #[non_exhaustive]
     InvalidCaCertificate {
         /// The file, if the PEM came from one.
         path: Option<PathBuf>,
         /// 1-based position of the certificate among the `CERTIFICATE` blocks.
         index: usize,
-        /// Why rustls rejected it.
+        /// Why rustls rejected it (a `rustls::Error`).
         #[source]
-        source: rustls::Error,
+        source: BoxError,
     },
 
     /// A setting read from the environment is missing or unusable.
     #[error("environment variable `{name}` {reason}")]
+    #[non_exhaustive]
     InvalidEnvVar {
         /// The variable.
         name: &'static str,
         /// What is wrong, and what is expected.
+        reason: String,
+    },
+
+    /// A builder setting is out of range.
+    #[error("invalid setting `{name}`: {reason}")]
+    #[non_exhaustive]
+    InvalidSetting {
+        /// The setting.
+        name: &'static str,
+        /// What is expected.
         reason: &'static str,
     },
 
-    /// The connection to PostgreSQL failed before or during the login (TCP, TLS, server
-    /// errors other than a rejected token).
-    #[cfg(feature = "postgres")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+    /// A connector was given a [`TrustStore`](crate::TrustStore) without certificates: no
+    /// server could ever be verified, so every connection would fail.
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
     #[error(
-        "could not connect to PostgreSQL at {endpoint}: see the cause; a TLS certificate error \
-         (UnknownIssuer, NotValidForName) means the server's certificate is not trusted for the \
-         signing hostname: add its CA with `TrustStore::with_ca_file` or sign for the name in the certificate"
+        "the trust store holds no CA certificate, so no server could be verified: start from \
+         `TrustStore::aws_default()` or add a CA with `with_ca_pem` / `with_ca_file`"
     )]
-    Postgres {
-        /// The endpoint (signing host:port, and the dialled address if different).
-        endpoint: String,
-        /// The driver's error.
-        #[source]
-        source: tokio_postgres::Error,
-    },
+    EmptyTrustStore,
 
-    /// The connection to MySQL, Aurora MySQL or MariaDB failed before or during the login (TCP,
-    /// TLS, a server without TLS, server errors other than a rejected token).
-    #[cfg(feature = "mysql")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "mysql")))]
-    #[error(
-        "could not connect to MySQL at {endpoint}: see the cause; a TLS certificate error \
-         (UnknownIssuer, NotValidForName) means the server's certificate is not trusted for the \
-         signing hostname: add its CA with `TrustStore::with_ca_file` or sign for the name in the \
-         certificate; \"server does not have this capability\" means the server offered no TLS, \
-         and an IAM token is never sent without it"
-    )]
-    MySql {
+    /// The connection failed before or during the login (TCP, TLS, a server without TLS,
+    /// server errors other than a rejected token). The message names the likely cause and
+    /// what to do; the driver's error is the [`source`](std::error::Error::source)
+    /// (`downcast_ref` to `tokio_postgres::Error` or `mysql_async::Error`).
+    #[cfg(any(feature = "postgres", feature = "mysql"))]
+    #[cfg_attr(docsrs, doc(cfg(any(feature = "postgres", feature = "mysql"))))]
+    #[non_exhaustive]
+    #[error("could not connect to {engine} at {endpoint}: {}", crate::diagnose::connect_hint(.source.as_ref()))]
+    Connect {
+        /// Which database engine the connection was for.
+        engine: Engine,
         /// The endpoint (signing host:port, and the dialled address if different).
         endpoint: String,
         /// The driver's error.
         #[source]
-        source: mysql_async::Error,
+        source: BoxError,
     },
 
     /// The server rejected the IAM token twice: once from the cache, once freshly signed.
@@ -228,6 +244,7 @@ pub enum Error {
          the IAM policy lacks `rds-db:connect` on this user's `dbuser:` ARN (see `policy`)",
         setup = .engine.iam_user_setup(.user)
     )]
+    #[non_exhaustive]
     AuthenticationRejected {
         /// Which database engine answered.
         engine: Engine,
@@ -242,13 +259,14 @@ pub enum Error {
         /// The server's last answer, as the driver's error: a `tokio_postgres::Error` (SQLSTATE
         /// 28000 or 28P01) or a `mysql_async::Error` (server error 1045); `downcast_ref` it.
         #[source]
-        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+        source: BoxError,
     },
 
     /// The dial address is a DNS name that could not be resolved.
     #[cfg(any(feature = "postgres", feature = "mysql"))]
     #[cfg_attr(docsrs, doc(cfg(any(feature = "postgres", feature = "mysql"))))]
     #[error("cannot resolve the dial address `{host}`: check the name, or dial an IP address")]
+    #[non_exhaustive]
     ResolveDialAddress {
         /// The dial host.
         host: String,
@@ -264,6 +282,7 @@ pub enum Error {
         "connecting to {endpoint} timed out after {timeout:?}: check that the address is reachable \
          (security groups, VPC routes, the tunnel) or raise `.connect_timeout(...)`"
     )]
+    #[non_exhaustive]
     ConnectTimeout {
         /// The endpoint.
         endpoint: String,
@@ -286,8 +305,24 @@ pub enum Engine {
 
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 impl Engine {
+    /// The port the engine listens on unless configured otherwise.
+    pub fn default_port(self) -> u16 {
+        match self {
+            Engine::Postgres => 5432,
+            Engine::MySql => 3306,
+        }
+    }
+
+    /// The name of the engine's connector type, as `Debug` shows it.
+    pub(crate) fn connector_name(self) -> &'static str {
+        match self {
+            Engine::Postgres => "PgConnector",
+            Engine::MySql => "MySqlConnector",
+        }
+    }
+
     /// How a database user is allowed to log in with IAM tokens on this engine (RDS docs).
-    fn iam_user_setup(self, user: &str) -> String {
+    pub(crate) fn iam_user_setup(self, user: &str) -> String {
         match self {
             Engine::Postgres => format!("PostgreSQL: `GRANT rds_iam TO \"{user}\"`"),
             Engine::MySql => format!(
@@ -313,6 +348,67 @@ fn pem_origin(path: Option<&std::path::Path>) -> String {
         Some(p) => format!("the CA file `{}`", p.display()),
         None => "the CA PEM data".to_owned(),
     }
+}
+
+/// A boxed error from another crate, reached through [`std::error::Error::source`]: the
+/// concrete types (rustls, drivers) are not part of this crate's API, so upgrading them is
+/// not a breaking change.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+impl Error {
+    /// A failed connection to `endpoint`, with the driver's `error` as the source.
+    pub(crate) fn connect(
+        engine: Engine,
+        endpoint: &crate::endpoint::Endpoint,
+        error: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Error::Connect {
+            engine,
+            endpoint: endpoint.to_string(),
+            source: Box::new(error),
+        }
+    }
+}
+
+impl Error {
+    /// The message and every cause that adds something, on one line, for logs and CLIs.
+    ///
+    /// Drivers repeat their causes in their own messages (`Input/output error: Input/output
+    /// error: ...`); printing the `source()` chain naively says the same thing three times.
+    pub fn report(&self) -> String {
+        report(self)
+    }
+}
+
+/// `error` and its sources, including what an `io::Error` wraps (its `source()` skips that).
+pub(crate) fn chain<'a>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(error), |e| {
+        e.downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .map(|inner| inner as &(dyn std::error::Error + 'static))
+            .or_else(|| e.source())
+    })
+}
+
+/// See [`Error::report`]. A cause whose message contains the next one's is a wrapper that
+/// only adds a prefix (`Input/output error: ...`): it is left out; a cause already said is not
+/// said again.
+pub(crate) fn report(error: &(dyn std::error::Error + 'static)) -> String {
+    let causes: Vec<String> = chain(error).skip(1).map(|c| c.to_string()).collect();
+    let mut out = error.to_string();
+    for (i, text) in causes.iter().enumerate() {
+        let wraps_next = causes
+            .get(i + 1)
+            .is_some_and(|next| text.contains(next.as_str()));
+        if !wraps_next && !out.contains(text.as_str()) {
+            out.push_str(": ");
+            out.push_str(text);
+        }
+    }
+    out
 }
 
 /// `Result` with this crate's [`Error`].

@@ -6,6 +6,8 @@ use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvid
 
 use crate::clock::{Clock, SharedClock, SystemClock};
 use crate::credentials::CachedCredentials;
+#[cfg(feature = "aws-config")]
+use crate::error::Error;
 use crate::error::Result;
 use crate::request::TokenRequest;
 use crate::signer::TokenSigner;
@@ -24,8 +26,8 @@ use crate::token::IamAuthToken;
 /// use std::time::{Duration, UNIX_EPOCH};
 ///
 /// # tokio_test_block_on(async {
-/// let generator = TokenGenerator::builder()
-///     .credentials_provider(Credentials::new("AKIDEXAMPLE", "secret", None, None, "example"))
+/// let credentials = Credentials::new("AKIDEXAMPLE", "secret", None, None, "example");
+/// let generator = TokenGenerator::builder(credentials)
 ///     .clock(FixedClock::new(UNIX_EPOCH + Duration::from_secs(1_705_322_096)))
 ///     .build();
 /// let endpoint = Endpoint::new("mydb.cluster-abc.us-east-1.rds.amazonaws.com", 5432)?;
@@ -47,14 +49,19 @@ pub struct TokenGenerator {
 }
 
 impl TokenGenerator {
-    /// A builder: set the credentials provider, optionally a clock.
-    pub fn builder() -> TokenGeneratorBuilder {
-        TokenGeneratorBuilder::default()
+    /// A builder for a generator whose credentials come from `provider`: any
+    /// aws-credential-types provider (a `SharedCredentialsProvider` too), or `Credentials`
+    /// itself. Optionally set a clock.
+    pub fn builder(provider: impl ProvideCredentials + 'static) -> TokenGeneratorBuilder {
+        TokenGeneratorBuilder {
+            provider: SharedCredentialsProvider::new(provider),
+            clock: None,
+        }
     }
 
     /// A generator using `provider` and the system clock.
     pub fn new(provider: impl ProvideCredentials + 'static) -> Self {
-        Self::builder().credentials_provider(provider).build()
+        Self::builder(provider).build()
     }
 
     /// A generator using the standard AWS credentials chain (environment, profile, SSO,
@@ -72,7 +79,7 @@ impl TokenGenerator {
     /// The region also serves STS calls of web-identity and assume-role credentials.
     #[cfg(feature = "aws-config")]
     #[cfg_attr(docsrs, doc(cfg(feature = "aws-config")))]
-    pub async fn from_env_for_region(region: &crate::Region) -> Result<Self> {
+    pub async fn from_env_for_region(region: &crate::region::Region) -> Result<Self> {
         let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new(region.as_str().to_owned()))
             .load()
@@ -85,15 +92,13 @@ impl TokenGenerator {
     #[cfg_attr(docsrs, doc(cfg(feature = "aws-config")))]
     pub fn from_sdk_config(config: &aws_config::SdkConfig) -> Result<Self> {
         let provider = config.credentials_provider().ok_or_else(|| {
-            crate::Error::Credentials(
+            Error::Credentials(
                 aws_credential_types::provider::error::CredentialsError::not_loaded(
                     "the AWS SDK config has no credentials provider",
                 ),
             )
         })?;
-        Ok(Self::builder()
-            .shared_credentials_provider(provider)
-            .build())
+        Ok(Self::new(provider))
     }
 
     /// Mints a token for `request`, signed now.
@@ -120,25 +125,14 @@ impl TokenGenerator {
     }
 }
 
-/// Configures a [`TokenGenerator`].
-#[derive(Debug, Default)]
+/// Configures a [`TokenGenerator`]; see [`TokenGenerator::builder`].
+#[derive(Debug)]
 pub struct TokenGeneratorBuilder {
-    provider: Option<SharedCredentialsProvider>,
+    provider: SharedCredentialsProvider,
     clock: Option<SharedClock>,
 }
 
 impl TokenGeneratorBuilder {
-    /// Where credentials come from: any aws-credential-types provider, or `Credentials` itself.
-    pub fn credentials_provider(self, provider: impl ProvideCredentials + 'static) -> Self {
-        self.shared_credentials_provider(SharedCredentialsProvider::new(provider))
-    }
-
-    /// Where credentials come from, as an already shared provider.
-    pub fn shared_credentials_provider(mut self, provider: SharedCredentialsProvider) -> Self {
-        self.provider = Some(provider);
-        self
-    }
-
     /// The clock (default: the system clock). Fix it to reproduce a token.
     pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
         self.clock = Some(Arc::new(clock));
@@ -146,38 +140,11 @@ impl TokenGeneratorBuilder {
     }
 
     /// The generator.
-    ///
-    /// # Panics
-    ///
-    /// Never; without a credentials provider every [`generate`](TokenGenerator::generate)
-    /// returns [`Error::Credentials`](crate::Error::Credentials).
     pub fn build(self) -> TokenGenerator {
-        let provider = self
-            .provider
-            .unwrap_or_else(|| SharedCredentialsProvider::new(NoCredentials));
         TokenGenerator {
-            credentials: CachedCredentials::new(provider),
+            credentials: CachedCredentials::new(self.provider),
             clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
             signer: Arc::new(TokenSigner::new()),
         }
-    }
-}
-
-/// The provider used when none was configured: it explains what is missing.
-#[derive(Debug)]
-struct NoCredentials;
-
-impl ProvideCredentials for NoCredentials {
-    fn provide_credentials<'a>(
-        &'a self,
-    ) -> aws_credential_types::provider::future::ProvideCredentials<'a>
-    where
-        Self: 'a,
-    {
-        aws_credential_types::provider::future::ProvideCredentials::ready(Err(
-            aws_credential_types::provider::error::CredentialsError::not_loaded(
-                "no credentials provider was configured on the TokenGenerator",
-            ),
-        ))
     }
 }

@@ -55,6 +55,10 @@
 //!   token on error 1045).
 //! - `deadpool-postgres`, `bb8-postgres`, `deadpool-mysql`, `bb8-mysql`: pools (`pool`
 //!   module) whose every new connection logs in with a current token.
+//!
+//! Both connectors are one type, `Connector<D>` (module `connector`), for two drivers: the
+//! token's life cycle around a login (get, attempt within the timeout, invalidate, one retry,
+//! errors) is written once, and each driver only says how one login is made.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
@@ -63,8 +67,11 @@
 mod cache;
 mod clock;
 #[cfg(any(feature = "postgres", feature = "mysql"))]
-mod connector;
+#[cfg_attr(docsrs, doc(cfg(any(feature = "postgres", feature = "mysql"))))]
+pub mod connector;
 mod credentials;
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+mod diagnose;
 mod endpoint;
 mod error;
 mod generator;
@@ -93,21 +100,24 @@ pub use cache::{
 };
 pub use clock::{Clock, FixedClock, SharedClock, SystemClock};
 #[cfg(any(feature = "postgres", feature = "mysql"))]
-pub use connector::{DEFAULT_CONNECT_TIMEOUT, ENV_DATABASE, ENV_ENDPOINT, ENV_USER};
+pub use connector::{
+    Connector, ConnectorBuilder, DEFAULT_CONNECT_TIMEOUT, Driver, ENV_CA_FILE, ENV_DATABASE,
+    ENV_ENDPOINT, ENV_PORT, ENV_REGION, ENV_USER,
+};
 pub use endpoint::{Endpoint, infer_region};
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 pub use error::Engine;
-pub use error::{Error, Result};
+pub use error::{BoxError, Error, Result};
 pub use generator::{TokenGenerator, TokenGeneratorBuilder};
 #[cfg(feature = "mysql")]
-pub use mysql::{MySqlConnection, MySqlConnector, MySqlConnectorBuilder};
+pub use mysql::{MySql, MySqlConnection, MySqlConnector, MySqlConnectorBuilder};
 /// Re-exported: the connection type [`MySqlConnector`] returns, its error type and the
 /// `Queryable` trait (`prelude::*`).
 #[cfg(feature = "mysql")]
 #[cfg_attr(docsrs, doc(cfg(feature = "mysql")))]
 pub use mysql_async;
 #[cfg(feature = "postgres")]
-pub use postgres::{PgConnector, PgConnectorBuilder};
+pub use postgres::{PgConnector, PgConnectorBuilder, Postgres};
 pub use region::{Partition, Region};
 pub use request::{
     Action, DSQL_MAX_EXPIRY, MAX_USER_LEN, RDS_MAX_EXPIRY, TokenRequest, TokenRequestBuilder,

@@ -9,40 +9,40 @@
 //!   greeting and fails with `NoClientSslFlagFromServer` when the greeting lacks the
 //!   `CLIENT_SSL` capability, before any password (or password hash) is written;
 //! - the certificate is verified against the **signing hostname** (also when TCP goes to a
-//!   tunnel or an IP address), with this crate's [`TrustStore`] only: mysql_async's built-in
-//!   webpki roots are disabled;
+//!   tunnel or an IP address), with this crate's [`TrustStore`](crate::TrustStore) only:
+//!   mysql_async's built-in webpki roots are disabled;
 //! - the cleartext plugin is enabled only together with those TLS options, and the switch
 //!   to the server's Unix socket (`prefer_socket`, which would skip TLS) is off.
 //!
 //! mysql_async builds its rustls configuration itself, from the process-default crypto
-//! provider: [`MySqlConnectorBuilder::build`] installs aws-lc-rs as that default if none is.
+//! provider: building a [`MySqlConnector`] installs aws-lc-rs as that default if none is.
 
 use std::borrow::Cow;
 use std::fmt;
-use std::sync::Arc;
-use std::time::Duration;
+use std::net::IpAddr;
 
+use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder, SslOpts};
 
-use crate::cache::TokenCache;
-use crate::connector::{
-    Attempt, DEFAULT_CONNECT_TIMEOUT, Login, dial_ips, login_with_one_retry, settings_from_vars,
-};
+use crate::connector::sealed::{self, CommonSettings};
+use crate::connector::{Connector, ConnectorBuilder, Driver};
 use crate::endpoint::Endpoint;
-use crate::error::{Engine, Error, Result};
-use crate::request::TokenRequest;
+use crate::error::Engine;
 use crate::tls::{TrustStore, install_default_crypto_provider};
 use crate::token::IamAuthToken;
-
-/// The port RDS for MySQL and Aurora MySQL listen on unless configured otherwise.
-const DEFAULT_PORT: u16 = 3306;
 
 /// `ER_ACCESS_DENIED_ERROR`: what RDS answers for a bad, expired or misdirected token, and
 /// for a user that is not set up for IAM.
 const ER_ACCESS_DENIED_ERROR: u16 = 1045;
 
+/// The MySQL driver (mysql_async): the engine of [`MySqlConnector`].
+#[derive(Debug, Clone, Copy)]
+#[cfg_attr(docsrs, doc(cfg(feature = "mysql")))]
+pub struct MySql;
+
 /// Opens mysql_async connections to one endpoint as one user, each logged in with a current
-/// IAM token from a [`TokenCache`], over TLS verified against the signing hostname.
+/// IAM token from a [`TokenCache`](crate::TokenCache), over TLS verified against the signing
+/// hostname.
 ///
 /// Cheap to clone (clones share the configuration, the cache and the TLS setup); build it
 /// once and use it for every connection, or hand it to a pool ([`pool`](crate::pool)).
@@ -67,98 +67,77 @@ const ER_ACCESS_DENIED_ERROR: u16 = 1045;
 ///
 /// When the server rejects a token (error 1045), the connector tells the cache to forget
 /// it, signs a fresh one and tries once more; a second rejection is
-/// [`Error::AuthenticationRejected`], which lists the likely causes.
+/// [`Error::AuthenticationRejected`](crate::Error::AuthenticationRejected), which lists the
+/// likely causes.
 ///
 /// Connections come as [`MySqlConnection`]: a `mysql_async::Conn` (through `Deref`) whose
 /// `Debug` leaves out the connection options, which hold the token.
-#[derive(Clone)]
 #[cfg_attr(docsrs, doc(cfg(feature = "mysql")))]
-pub struct MySqlConnector {
-    inner: Arc<Inner>,
+pub type MySqlConnector = Connector<MySql>;
+
+/// Configures a [`MySqlConnector`]; see [`Connector::builder`].
+#[cfg_attr(docsrs, doc(cfg(feature = "mysql")))]
+pub type MySqlConnectorBuilder = ConnectorBuilder<MySql>;
+
+impl Driver for MySql {
+    type Connection = MySqlConnection;
 }
 
-struct Inner {
-    cache: TokenCache,
-    request: TokenRequest,
-    endpoint: Endpoint,
-    /// Everything but the password (added per attempt) and the dialled IPs of a tunnel.
+impl sealed::Driver for MySql {
+    const ENGINE: Engine = Engine::MySql;
+    /// mysql_async notices a dead peer only at the next command.
+    const PING_BEFORE_REUSE: bool = true;
+    type Settings = ();
     /// Its TLS options carry mysql_async's cached TLS connector: built on the first
     /// connection, shared by every later one (and by clones of the options).
-    opts: Opts,
-    connect_timeout: Duration,
-}
+    type Options = Opts;
+    type Login = MySqlConnection;
+    type Error = mysql_async::Error;
 
-/// Configures a [`MySqlConnector`]; see [`MySqlConnector::builder`].
-#[cfg_attr(docsrs, doc(cfg(feature = "mysql")))]
-pub struct MySqlConnectorBuilder {
-    cache: TokenCache,
-    endpoint: Endpoint,
-    user: String,
-    database: Option<String>,
-    region: Option<String>,
-    connect_timeout: Duration,
-    trust: TrustStore,
-}
-
-impl MySqlConnector {
-    /// A builder for connections to `endpoint` as `user`, with tokens from `cache`.
-    ///
-    /// The endpoint's hostname is what the token is signed for and what TLS verifies; set
-    /// [`Endpoint::with_dial_address`] to connect through a tunnel or to an IP address.
-    /// Unix sockets cannot be expressed: a token never leaves this process without TLS.
-    pub fn builder(
-        cache: TokenCache,
-        endpoint: Endpoint,
-        user: impl Into<String>,
-    ) -> MySqlConnectorBuilder {
-        MySqlConnectorBuilder {
-            cache,
-            endpoint,
-            user: user.into(),
-            database: None,
-            region: None,
-            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
-            trust: TrustStore::aws_default(),
-        }
+    fn options(common: CommonSettings<'_>, _: &()) -> Opts {
+        install_default_crypto_provider();
+        base_opts(
+            common.endpoint,
+            common.user,
+            common.database.map(str::to_owned),
+            common.trust,
+        )
     }
 
-    /// A builder configured from the environment variables `DBEndPoint` (`host` or
-    /// `host:port`, port 3306 by default), `DatabaseName` (optional) and `DBUserName`.
-    pub fn builder_from_env(cache: TokenCache) -> Result<MySqlConnectorBuilder> {
-        builder_from_vars(cache, |name| std::env::var(name).ok())
+    async fn attempt(
+        options: &Opts,
+        _: &Endpoint,
+        dial_ips: Option<Vec<IpAddr>>,
+        token: &IamAuthToken,
+    ) -> Result<MySqlConnection, mysql_async::Error> {
+        // The host stays the signing hostname (the TLS name); a tunnel only adds the IPs
+        // that TCP goes to.
+        let opts = OptsBuilder::from_opts(options.clone())
+            .resolved_ips(dial_ips)
+            .pass(Some(token.expose()));
+        Conn::new(opts).await.map(MySqlConnection)
     }
 
-    /// Opens a connection logged in with the cache's current token (one retry with a fresh
-    /// token if the server rejects it).
-    pub async fn connect(&self) -> Result<MySqlConnection> {
-        let inner = &*self.inner;
-        login_with_one_retry(&inner.cache, &inner.request, self)
-            .await
-            .map(MySqlConnection)
-            .map_err(|a| {
-                a.into_error(
-                    Engine::MySql,
-                    &inner.request,
-                    &inner.endpoint,
-                    inner.connect_timeout,
-                    |endpoint, source| Error::MySql { endpoint, source },
-                )
-            })
+    fn is_rejected(error: &mysql_async::Error) -> bool {
+        matches!(error, mysql_async::Error::Server(s) if s.code == ER_ACCESS_DENIED_ERROR)
     }
 
-    /// The endpoint connections go to.
-    pub fn endpoint(&self) -> &Endpoint {
-        &self.inner.endpoint
+    fn connection(login: MySqlConnection) -> MySqlConnection {
+        login
     }
 
-    /// The token request (user, region, endpoint) the connector asks the cache for.
-    pub fn token_request(&self) -> &TokenRequest {
-        &self.inner.request
+    fn is_closed(conn: &MySqlConnection) -> bool {
+        conn.0.is_disconnected()
     }
 
-    /// The token cache.
-    pub fn cache(&self) -> &TokenCache {
-        &self.inner.cache
+    /// `COM_PING`.
+    async fn ping(conn: &mut MySqlConnection) -> Result<(), mysql_async::Error> {
+        conn.0.ping().await
+    }
+
+    fn describe(options: &Opts, f: &mut fmt::DebugStruct<'_, '_>) {
+        // Not `Opts` itself: mysql_async's `Debug` for it prints the password field.
+        f.field("database", &options.db_name());
     }
 }
 
@@ -206,101 +185,6 @@ impl fmt::Debug for MySqlConnection {
     }
 }
 
-impl Login for MySqlConnector {
-    type Connection = Conn;
-    type DriverError = mysql_async::Error;
-
-    async fn attempt(&self, token: &IamAuthToken) -> Result<Conn, Attempt<mysql_async::Error>> {
-        let inner = &*self.inner;
-        let ips = dial_ips(&inner.endpoint).await?;
-        // The host stays the signing hostname (the TLS name); a tunnel only adds the IPs
-        // that TCP goes to.
-        let opts = OptsBuilder::from_opts(inner.opts.clone())
-            .resolved_ips(ips)
-            .pass(Some(token.expose()));
-        let result = tokio::time::timeout(inner.connect_timeout, Conn::new(opts)).await;
-        match result {
-            Err(_elapsed) => Err(Attempt::Timeout),
-            Ok(Err(e)) if is_rejected_login(&e) => Err(Attempt::Rejected(e)),
-            Ok(Err(e)) => Err(Attempt::Failed(e)),
-            Ok(Ok(conn)) => Ok(conn),
-        }
-    }
-}
-
-fn is_rejected_login(e: &mysql_async::Error) -> bool {
-    matches!(e, mysql_async::Error::Server(s) if s.code == ER_ACCESS_DENIED_ERROR)
-}
-
-impl MySqlConnectorBuilder {
-    /// The default database (`USE`); none by default.
-    pub fn database(mut self, database: impl Into<String>) -> Self {
-        self.database = Some(database.into());
-        self
-    }
-
-    /// The region to sign for, when it cannot be inferred from the hostname.
-    pub fn region(mut self, region: impl Into<String>) -> Self {
-        self.region = Some(region.into());
-        self
-    }
-
-    /// The port: the signing port, and the dialled one unless a dial address says otherwise.
-    pub fn port(mut self, port: u16) -> Result<Self> {
-        let mut endpoint = Endpoint::new(self.endpoint.host(), port)?;
-        if self.endpoint.is_tunnelled() {
-            let (h, p) = self.endpoint.dial_address();
-            endpoint = endpoint.with_dial_address(h, p)?;
-        }
-        self.endpoint = endpoint;
-        Ok(self)
-    }
-
-    /// The database user.
-    pub fn user(mut self, user: impl Into<String>) -> Self {
-        self.user = user.into();
-        self
-    }
-
-    /// How long one attempt (TCP connect, TLS handshake, login) may take; default
-    /// [`DEFAULT_CONNECT_TIMEOUT`]. A rejected token's retry gets the same again.
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
-        self
-    }
-
-    /// Which CAs to trust (default [`TrustStore::aws_default`]). Chain and host name are
-    /// always verified; nothing else is trusted (not mysql_async's built-in roots).
-    pub fn trust(mut self, trust: TrustStore) -> Self {
-        self.trust = trust;
-        self
-    }
-
-    /// Validates everything and builds the connector.
-    ///
-    /// Installs aws-lc-rs as the process-default rustls crypto provider if none is
-    /// (see [`install_default_crypto_provider`]): mysql_async builds its TLS configuration
-    /// from that default.
-    pub fn build(self) -> Result<MySqlConnector> {
-        let mut request = TokenRequest::rds(&self.endpoint, self.user.clone());
-        if let Some(region) = self.region {
-            request = request.region(region);
-        }
-        let request = request.build()?;
-        install_default_crypto_provider();
-        let opts = base_opts(&self.endpoint, &self.user, self.database, &self.trust);
-        Ok(MySqlConnector {
-            inner: Arc::new(Inner {
-                cache: self.cache,
-                request,
-                endpoint: self.endpoint,
-                opts,
-                connect_timeout: self.connect_timeout,
-            }),
-        })
-    }
-}
-
 /// Everything the connection needs but the password and a tunnel's IPs.
 fn base_opts(
     endpoint: &Endpoint,
@@ -342,85 +226,37 @@ fn base_opts(
         .into()
 }
 
-fn builder_from_vars(
-    cache: TokenCache,
-    var: impl Fn(&str) -> Option<String>,
-) -> Result<MySqlConnectorBuilder> {
-    let settings = settings_from_vars(Engine::MySql, DEFAULT_PORT, var)?;
-    let mut builder = MySqlConnector::builder(cache, settings.endpoint, settings.user);
-    if let Some(db) = settings.database {
-        builder = builder.database(db);
-    }
-    Ok(builder)
-}
-
-impl fmt::Debug for MySqlConnector {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Not `Opts`: mysql_async's `Debug` for it prints the password field.
-        let inner = &*self.inner;
-        f.debug_struct("MySqlConnector")
-            .field("endpoint", &inner.endpoint)
-            .field("user", &inner.request.user())
-            .field("region", &inner.request.region().as_str())
-            .field("database", &inner.opts.db_name())
-            .field("connect_timeout", &inner.connect_timeout)
-            .finish_non_exhaustive()
-    }
-}
-
-impl fmt::Debug for MySqlConnectorBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MySqlConnectorBuilder")
-            .field("endpoint", &self.endpoint)
-            .field("user", &self.user)
-            .field("database", &self.database)
-            .field("region", &self.region)
-            .field("connect_timeout", &self.connect_timeout)
-            .field("trust", &self.trust)
-            .finish_non_exhaustive()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cache::TokenCache;
     use crate::generator::TokenGenerator;
+    use aws_credential_types::Credentials;
     use std::collections::HashMap;
 
     fn cache() -> TokenCache {
-        TokenCache::new(TokenGenerator::builder().build())
-    }
-
-    fn from(vars: &[(&str, &str)]) -> Result<MySqlConnectorBuilder> {
-        let map: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        builder_from_vars(cache(), |k| map.get(k).cloned())
+        let credentials = Credentials::new("AKIDEXAMPLE", "secret", None, None, "test");
+        TokenCache::new(TokenGenerator::new(credentials))
     }
 
     const HOST: &str = "mydb.cluster-abc.eu-west-1.rds.amazonaws.com";
 
     #[test]
     fn env_names_of_the_lambda_samples_and_port_3306() {
-        let c = from(&[
+        let vars: HashMap<&str, &str> = [
             ("DBEndPoint", HOST),
             ("DatabaseName", "appdb"),
             ("DBUserName", "iam_user"),
-        ])
-        .unwrap()
-        .build()
-        .unwrap();
+        ]
+        .into();
+        let c = MySqlConnector::builder_from_vars(cache(), |k| vars.get(k).map(|v| v.to_string()))
+            .unwrap()
+            .build()
+            .unwrap();
         assert_eq!(c.endpoint().port(), 3306);
         assert_eq!(c.token_request().user(), "iam_user");
         assert_eq!(c.token_request().region().as_str(), "eu-west-1");
-        assert_eq!(c.inner.opts.db_name(), Some("appdb"));
-        let e = from(&[
-            ("DBEndPoint", "/var/run/mysqld/mysqld.sock"),
-            ("DBUserName", "u"),
-        ])
-        .unwrap_err();
-        assert!(e.to_string().contains("Unix socket"), "{e}");
+        assert_eq!(c.options().db_name(), Some("appdb"));
     }
 
     #[test]
@@ -434,7 +270,7 @@ mod tests {
             .trust(trust.clone())
             .build()
             .unwrap();
-        let opts = &c.inner.opts;
+        let opts = c.options();
         let ssl = opts.ssl_opts().expect("TLS options always set");
         assert!(ssl.disable_built_in_roots());
         assert!(!ssl.accept_invalid_certs());
@@ -450,29 +286,13 @@ mod tests {
     }
 
     #[test]
-    fn port_keeps_the_dial_address() {
-        let endpoint = Endpoint::new(HOST, 3306)
-            .unwrap()
-            .with_dial_address("127.0.0.1", 13306)
-            .unwrap();
-        let c = MySqlConnector::builder(cache(), endpoint, "u")
-            .port(3307)
-            .unwrap()
-            .build()
-            .unwrap();
-        assert_eq!(c.endpoint().port(), 3307);
-        assert_eq!(c.token_request().port(), 3307);
-        assert_eq!(c.inner.opts.tcp_port(), 13306);
-    }
-
-    #[test]
     fn debug_shows_no_secret() {
         let endpoint = Endpoint::new(HOST, 3306).unwrap();
         let b = MySqlConnector::builder(cache(), endpoint, "u").database("db");
         let s = format!("{b:?}");
         assert!(s.contains(HOST), "{s}");
         let s = format!("{:?}", b.build().unwrap());
-        assert!(s.contains("MySqlConnector"), "{s}");
+        assert!(s.starts_with("MySqlConnector"), "{s}");
         assert!(!s.to_lowercase().contains("pass"), "{s}");
     }
 }

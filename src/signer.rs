@@ -361,7 +361,7 @@ fn assemble_token(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Endpoint;
+    use crate::endpoint::Endpoint;
 
     fn request(user: &str) -> TokenRequest {
         let e = Endpoint::new("db.abc.us-east-1.rds.amazonaws.com", 5432).unwrap();

@@ -163,7 +163,7 @@ impl TrustStore {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|source| Error::InvalidCaPem {
                 path: path.map(Path::to_owned),
-                source,
+                source: Box::new(source),
             })?;
         if certs.is_empty() {
             return Err(Error::NoCaCertificates {
@@ -178,7 +178,7 @@ impl TrustStore {
                 .map_err(|source| Error::InvalidCaCertificate {
                     path: path.map(Path::to_owned),
                     index: i + 1,
-                    source,
+                    source: Box::new(source),
                 })?;
         }
         let mut all = (*self.certs).clone();

@@ -94,14 +94,13 @@ fn fixture(
         fail: AtomicBool::new(false),
         gate,
     });
-    let generator = TokenGenerator::builder()
-        .shared_credentials_provider(
-            aws_credential_types::provider::SharedCredentialsProvider::new(SharedProvider(
-                provider.clone(),
-            )),
-        )
-        .clock(clock.clone())
-        .build();
+    let generator = TokenGenerator::builder(
+        aws_credential_types::provider::SharedCredentialsProvider::new(SharedProvider(
+            provider.clone(),
+        )),
+    )
+    .clock(clock.clone())
+    .build();
     let cache = configure(TokenCache::builder(generator)).build();
     let endpoint = Endpoint::new("mydb.cluster-abc.us-east-1.rds.amazonaws.com", 5432).unwrap();
     let request = TokenRequest::rds(&endpoint, "iam_user").build().unwrap();

@@ -218,13 +218,24 @@ async fn a_greeting_without_tls_support_fails_before_any_password() {
     let server = fake_server(Answer::NoTls).await;
     let (connector, token) = connector_to(&server).await;
     let err = connector.connect().await.expect_err("no plaintext login");
-    match &err {
-        Error::MySql {
-            source: mysql_async::Error::Driver(DriverError::NoClientSslFlagFromServer),
-            ..
-        } => {}
-        other => panic!("{}", error_chain(other)),
-    }
+    let Error::Connect {
+        engine: Engine::MySql,
+        source,
+        ..
+    } = &err
+    else {
+        panic!("{}", error_chain(&err))
+    };
+    assert!(
+        matches!(
+            source.downcast_ref::<mysql_async::Error>(),
+            Some(mysql_async::Error::Driver(
+                DriverError::NoClientSslFlagFromServer
+            ))
+        ),
+        "{}",
+        error_chain(&err)
+    );
     assert!(err.to_string().contains("never sent without"), "{err}");
     assert_eq!(server.connections(), 1, "not retried");
     assert_eq!(server.received(), b"", "the client sent nothing at all");
@@ -240,13 +251,23 @@ async fn a_switch_to_cleartext_before_tls_is_refused() {
         let server = fake_server(answer).await;
         let (connector, token) = connector_to(&server).await;
         let err = connector.connect().await.expect_err("downgrade must fail");
-        assert!(matches!(err, Error::MySql { .. }), "{}", error_chain(&err));
+        assert!(
+            matches!(
+                err,
+                Error::Connect {
+                    engine: Engine::MySql,
+                    ..
+                }
+            ),
+            "{}",
+            error_chain(&err)
+        );
         assert_eq!(server.connections(), 1, "not retried");
         assert_no_token_bytes(&server, &token);
     }
 }
 
-async fn refused_certificate(cert: &'static CertFiles, expected: &str) {
+async fn refused_certificate(cert: &'static CertFiles, expected: &str, hint: &str) {
     let server = fake_server(Answer::Tls(cert)).await;
     let (connector, token) = connector_to(&server).await;
     let err = connector
@@ -254,36 +275,66 @@ async fn refused_certificate(cert: &'static CertFiles, expected: &str) {
         .await
         .expect_err("certificate must be refused");
     let chain = error_chain(&err);
-    assert!(matches!(err, Error::MySql { .. }), "{chain}");
+    assert!(
+        matches!(
+            err,
+            Error::Connect {
+                engine: Engine::MySql,
+                ..
+            }
+        ),
+        "{chain}"
+    );
     assert!(chain.contains(expected), "{expected} not in {chain}");
+    assert!(err.to_string().contains(hint), "{hint} not in {err}");
+    let report = err.report();
+    for said_once in ["invalid peer certificate", "Input/output error"] {
+        assert!(
+            report.matches(said_once).count() <= 1,
+            "{said_once}: {report}"
+        );
+    }
     assert_eq!(server.connections(), 1, "a TLS failure is not retried");
     assert_no_token_bytes(&server, &token);
 }
 
 #[tokio::test]
 async fn certificate_from_another_ca_is_refused() {
-    refused_certificate(&certs().other_ca_server, "UnknownIssuer").await;
+    refused_certificate(&certs().other_ca_server, "UnknownIssuer", "with_ca_file").await;
 }
 
 #[tokio::test]
 async fn certificate_for_another_name_is_refused() {
-    refused_certificate(&certs().wrong_name, "NotValidForName").await;
+    refused_certificate(
+        &certs().wrong_name,
+        "NotValidForName",
+        "not valid for the signing hostname",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn expired_certificate_is_refused() {
-    refused_certificate(&certs().expired, "Expired").await;
+    refused_certificate(&certs().expired, "Expired", "expired or not yet valid").await;
 }
 
 /// mysql_async's built-in webpki roots are off: a server whose certificate chains to a
-/// public root would not be trusted either, only the `TrustStore`. Here: an empty store
-/// trusts nothing, not even the test CA.
+/// public root would not be trusted either, only the `TrustStore`. Here: a store with an
+/// unrelated CA trusts nothing the server has; an empty store is refused outright.
 #[tokio::test]
 async fn only_the_trust_store_is_trusted() {
     let server = fake_server(Answer::Tls(&certs().server)).await;
     let clock = TestClock::new();
-    let connector = iam::mysql_builder(iam::cache(&clock), iam::mysql_tunnel_endpoint(server.port))
+    let empty = iam::mysql_builder(iam::cache(&clock), iam::mysql_tunnel_endpoint(server.port))
         .trust(rds_iam_auth::TrustStore::empty())
+        .build()
+        .expect_err("an empty store can verify nothing");
+    assert!(matches!(empty, Error::EmptyTrustStore), "{empty:?}");
+    let unrelated = rds_iam_auth::TrustStore::empty()
+        .with_ca_pem(include_bytes!("data/example-ca.pem"))
+        .unwrap();
+    let connector = iam::mysql_builder(iam::cache(&clock), iam::mysql_tunnel_endpoint(server.port))
+        .trust(unrelated)
         .build()
         .unwrap();
     let err = connector.connect().await.expect_err("nothing trusted");

@@ -9,7 +9,7 @@ mod support;
 
 use std::time::Duration;
 
-use rds_iam_auth::{Endpoint, Error, IamAuthToken, PgConnector};
+use rds_iam_auth::{Endpoint, Engine, Error, IamAuthToken, PgConnector};
 use support::capture::{CaptureServer, Recorder, error_chain, listen, tls_acceptor};
 use support::iam::{self, TestClock};
 use support::{CertFiles, certs};
@@ -138,12 +138,23 @@ async fn tls_refused_by_the_server_fails_without_sending_the_token() {
         .connect()
         .await
         .expect_err("no plaintext fallback");
-    assert!(matches!(err, Error::Postgres { .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Error::Connect {
+                engine: Engine::Postgres,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("offered no TLS"), "{err}");
+    assert!(!err.to_string().contains("with_ca_file"), "{err}");
     assert_eq!(server.received().len(), 8, "only the SSLRequest");
     assert_no_token_bytes(&server, &token);
 }
 
-async fn refused_certificate(cert: &'static CertFiles, expected: &str) {
+async fn refused_certificate(cert: &'static CertFiles, expected: &str, hint: &str) {
     let server = fake_server(Answer::Tls(cert)).await;
     let (connector, token) = connector_to(&server).await;
     let err = connector
@@ -151,25 +162,40 @@ async fn refused_certificate(cert: &'static CertFiles, expected: &str) {
         .await
         .expect_err("certificate must be refused");
     let chain = error_chain(&err);
-    assert!(matches!(err, Error::Postgres { .. }), "{chain}");
+    assert!(
+        matches!(
+            err,
+            Error::Connect {
+                engine: Engine::Postgres,
+                ..
+            }
+        ),
+        "{chain}"
+    );
     assert!(chain.contains(expected), "{expected} not in {chain}");
+    assert!(err.to_string().contains(hint), "{hint} not in {err}");
     assert_eq!(server.connections(), 1, "a TLS failure is not retried");
     assert_no_token_bytes(&server, &token);
 }
 
 #[tokio::test]
 async fn certificate_from_another_ca_is_refused() {
-    refused_certificate(&certs().other_ca_server, "UnknownIssuer").await;
+    refused_certificate(&certs().other_ca_server, "UnknownIssuer", "with_ca_file").await;
 }
 
 #[tokio::test]
 async fn certificate_for_another_name_is_refused() {
-    refused_certificate(&certs().wrong_name, "NotValidForName").await;
+    refused_certificate(
+        &certs().wrong_name,
+        "NotValidForName",
+        "not valid for the signing hostname",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn expired_certificate_is_refused() {
-    refused_certificate(&certs().expired, "Expired").await;
+    refused_certificate(&certs().expired, "Expired", "expired or not yet valid").await;
 }
 
 #[tokio::test]

@@ -38,8 +38,7 @@ fn vector_with_session_token() -> vectors::Vector {
 #[tokio::test]
 async fn token_debug_and_display_show_no_secret() {
     let v = vector_with_session_token();
-    let generator = TokenGenerator::builder()
-        .credentials_provider(v.credentials())
+    let generator = TokenGenerator::builder(v.credentials())
         .clock(FixedClock::new(v.signing_time()))
         .build();
     let token = generator.generate(&v.request()).await.unwrap();
@@ -59,8 +58,7 @@ async fn token_debug_and_display_show_no_secret() {
 #[tokio::test]
 async fn config_types_holding_secrets_show_none() {
     let v = vector_with_session_token();
-    let generator = TokenGenerator::builder()
-        .credentials_provider(v.credentials())
+    let generator = TokenGenerator::builder(v.credentials())
         .clock(FixedClock::new(v.signing_time()))
         .build();
     // After a token, the generator holds credentials and a derived signing key.
@@ -68,7 +66,7 @@ async fn config_types_holding_secrets_show_none() {
     assert_no_secret(&format!("{generator:?}"), token.expose());
     assert_no_secret(&format!("{generator:#?}"), token.expose());
 
-    let builder = TokenGenerator::builder().credentials_provider(v.credentials());
+    let builder = TokenGenerator::builder(v.credentials());
     assert_no_secret(&format!("{builder:?}"), token.expose());
 
     let signer = TokenSigner::new();

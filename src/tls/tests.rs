@@ -267,6 +267,9 @@ fn broken_base64_is_invalid_pem() {
     let Error::InvalidCaPem { source, .. } = &err else {
         panic!("{err:?}")
     };
+    let source = source
+        .downcast_ref::<pem::Error>()
+        .expect("the PEM parser's error");
     assert!(matches!(source, pem::Error::Base64Decode(_)), "{source:?}");
     assert!(err.to_string().contains("is not valid PEM"), "{err}");
 }
@@ -282,11 +285,15 @@ fn a_truncated_file_is_invalid_pem_and_names_the_file() {
     let Error::InvalidCaPem {
         path: Some(p),
         source,
+        ..
     } = &err
     else {
         panic!("{err:?}")
     };
     assert_eq!(p, &path);
+    let source = source
+        .downcast_ref::<pem::Error>()
+        .expect("the PEM parser's error");
     assert!(
         matches!(source, pem::Error::MissingSectionEnd { .. }),
         "{source:?}"

@@ -58,8 +58,7 @@ impl Clock for TestClock {
 
 pub fn cache(clock: &TestClock) -> TokenCache {
     TokenCache::new(
-        TokenGenerator::builder()
-            .credentials_provider(credentials())
+        TokenGenerator::builder(credentials())
             .clock(clock.clone())
             .build(),
     )
@@ -67,8 +66,7 @@ pub fn cache(clock: &TestClock) -> TokenCache {
 
 /// The token a connector built by [`connector`] would get when the clock reads `at`.
 pub async fn token_at(request: &TokenRequest, at: SystemTime) -> IamAuthToken {
-    TokenGenerator::builder()
-        .credentials_provider(credentials())
+    TokenGenerator::builder(credentials())
         .clock(FixedClock::new(at))
         .build()
         .generate(request)

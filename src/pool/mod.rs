@@ -2,31 +2,33 @@
 //!
 //! Tokens are only checked at login: a pooled connection stays valid after its token
 //! expires, so connections already in a pool are never touched when a token rotates. Each
-//! connection the pool opens asks the [`TokenCache`](crate::TokenCache) (through a
-//! connector: `PgConnector`, `MySqlConnector`) for the current token.
+//! connection the pool opens asks the [`TokenCache`](crate::TokenCache), through the pool's
+//! [`Connector`](crate::Connector), for the current token.
 //!
-//! | | deadpool | bb8 |
+//! One manager per pool library, for every engine:
+//!
+//! | | deadpool ([`Manager`]) | bb8 ([`ConnectionManager`]) |
 //! |---|---|---|
 //! | PostgreSQL | `PgPool`, `PgManager` (`deadpool-postgres`) | `PgConnectionManager` (`bb8-postgres`) |
 //! | MySQL | `MySqlPool`, `MySqlManager` (`deadpool-mysql`) | `MySqlConnectionManager` (`bb8-mysql`) |
 
-#[cfg(feature = "bb8-mysql")]
-mod bb8_mysql;
-#[cfg(feature = "bb8-postgres")]
-mod bb8_postgres;
-#[cfg(feature = "deadpool-mysql")]
-mod deadpool_mysql;
-#[cfg(feature = "deadpool-postgres")]
-mod deadpool_postgres;
+#[cfg(any(feature = "bb8-postgres", feature = "bb8-mysql"))]
+mod bb8_manager;
+#[cfg(any(feature = "deadpool-postgres", feature = "deadpool-mysql"))]
+mod deadpool_manager;
 
+#[cfg(any(feature = "bb8-postgres", feature = "bb8-mysql"))]
+pub use self::bb8_manager::ConnectionManager;
 #[cfg(feature = "bb8-mysql")]
-pub use self::bb8_mysql::MySqlConnectionManager;
+pub use self::bb8_manager::MySqlConnectionManager;
 #[cfg(feature = "bb8-postgres")]
-pub use self::bb8_postgres::PgConnectionManager;
+pub use self::bb8_manager::PgConnectionManager;
+#[cfg(any(feature = "deadpool-postgres", feature = "deadpool-mysql"))]
+pub use self::deadpool_manager::Manager;
 #[cfg(feature = "deadpool-mysql")]
-pub use self::deadpool_mysql::{MySqlManager, MySqlPool};
+pub use self::deadpool_manager::{MySqlManager, MySqlPool};
 #[cfg(feature = "deadpool-postgres")]
-pub use self::deadpool_postgres::{PgManager, PgPool};
+pub use self::deadpool_manager::{PgManager, PgPool};
 
 /// Re-exported so that pool types (`PoolError`, `Object`, `RunError`...) can be named
 /// without depending on a matching version.

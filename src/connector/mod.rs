@@ -1,0 +1,442 @@
+//! The connector core: one login path for every database engine.
+//!
+//! A [`Connector`] opens connections to one endpoint as one user, each logged in with a
+//! current IAM token from a [`TokenCache`], over TLS verified against the signing hostname.
+//! What differs between engines (the driver's options, one login attempt with one token, which
+//! driver errors mean "token rejected") is the engine's [`Driver`]; the token's life cycle
+//! around a login (get, attempt, invalidate, one retry, timeouts, errors) is here, once.
+//!
+//! | engine | driver | connector | connection |
+//! |---|---|---|---|
+//! | PostgreSQL, Aurora PostgreSQL | `Postgres` (tokio-postgres) | `PgConnector` | `tokio_postgres::Client` |
+//! | MySQL, Aurora MySQL, MariaDB | `MySql` (mysql_async) | `MySqlConnector` | `MySqlConnection` |
+
+mod env;
+
+use std::fmt;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::cache::TokenCache;
+use crate::endpoint::Endpoint;
+use crate::error::{Engine, Error, Result};
+use crate::request::TokenRequest;
+use crate::tls::TrustStore;
+use crate::token::IamAuthToken;
+
+pub use env::{ENV_CA_FILE, ENV_DATABASE, ENV_ENDPOINT, ENV_PORT, ENV_REGION, ENV_USER};
+
+/// How long one connection attempt (token, TCP, TLS, login) may take unless set otherwise.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A database engine's driver, as the connector core uses it: implemented by `Postgres` and
+/// `MySql` only (the trait is sealed).
+///
+/// It names the connection a login yields; everything else it does is internal.
+pub trait Driver: sealed::Driver {
+    /// What [`Connector::connect`]-style calls hand out for this engine.
+    type Connection: Send + 'static;
+}
+
+pub(crate) mod sealed {
+    use super::*;
+
+    /// The settings a connector's builder collects that every engine understands.
+    #[derive(Debug)]
+    pub struct CommonSettings<'a> {
+        pub endpoint: &'a Endpoint,
+        pub user: &'a str,
+        pub database: Option<&'a str>,
+        pub connect_timeout: Duration,
+        pub trust: &'a TrustStore,
+    }
+
+    /// The engine's part of the connector. Public in a private module: the `Driver` trait is
+    /// sealed, and none of this is part of the crate's API.
+    pub trait Driver: Sized + Send + Sync + 'static {
+        /// The engine, as errors name it.
+        const ENGINE: Engine;
+        /// Settings only this engine has (set through `ConnectorBuilder<D>`'s engine impl).
+        type Settings: Default + Clone + fmt::Debug + Send + Sync;
+        /// Everything the driver needs to connect but the password and a tunnel's IPs,
+        /// built once per connector.
+        type Options: Send + Sync + 'static;
+        /// What one successful login yields (for PostgreSQL, the client and its task).
+        type Login: Send + 'static;
+        /// The driver's error.
+        type Error: std::error::Error + Send + Sync + 'static;
+
+        /// Builds the options once, from validated settings.
+        fn options(common: CommonSettings<'_>, settings: &Self::Settings) -> Self::Options;
+
+        /// One login with one token: TCP to `dial_ips` (or the signing host when `None`),
+        /// TLS verified against the signing hostname, the token as the password.
+        fn attempt(
+            options: &Self::Options,
+            endpoint: &Endpoint,
+            dial_ips: Option<Vec<IpAddr>>,
+            token: &IamAuthToken,
+        ) -> impl Future<Output = std::result::Result<Self::Login, Self::Error>> + Send;
+
+        /// `true` when the server refused the token itself: worth one retry with a fresh one.
+        fn is_rejected(error: &Self::Error) -> bool;
+
+        /// The connection handed to callers.
+        fn connection(login: Self::Login) -> <Self as super::Driver>::Connection
+        where
+            Self: super::Driver;
+
+        /// `true` when the connection is known to be closed, without a round trip.
+        fn is_closed(connection: &<Self as super::Driver>::Connection) -> bool
+        where
+            Self: super::Driver;
+
+        /// One round trip that proves the connection works (not a new login: a token is
+        /// checked at login only).
+        fn ping(
+            connection: &mut <Self as super::Driver>::Connection,
+        ) -> impl Future<Output = std::result::Result<(), Self::Error>> + Send
+        where
+            Self: super::Driver;
+
+        /// Whether a pool must [`ping`](Self::ping) a connection before handing it out again:
+        /// only when [`is_closed`](Self::is_closed) cannot see a dead peer by itself.
+        const PING_BEFORE_REUSE: bool;
+
+        /// Debug fields of the options that are safe to print (never the password).
+        fn describe(options: &Self::Options, f: &mut fmt::DebugStruct<'_, '_>);
+    }
+}
+
+/// Opens connections to one endpoint as one user, each logged in with a current IAM token from
+/// a [`TokenCache`], over TLS verified against the signing hostname.
+///
+/// Use it as [`PgConnector`](crate::PgConnector) or [`MySqlConnector`](crate::MySqlConnector).
+/// Cheap to clone (clones share the configuration, the cache and the TLS setup): build it once
+/// and use it for every connection, or hand it to a pool ([`pool`](crate::pool)).
+///
+/// When the server rejects a token, the connector tells the cache to forget it, signs a fresh
+/// one and tries once more; a second rejection is [`Error::AuthenticationRejected`], which
+/// lists the likely causes.
+pub struct Connector<D: Driver> {
+    inner: Arc<Core<D>>,
+}
+
+struct Core<D: Driver> {
+    cache: TokenCache,
+    request: TokenRequest,
+    endpoint: Endpoint,
+    options: D::Options,
+    connect_timeout: Duration,
+}
+
+impl<D: Driver> Clone for Connector<D> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+/// Configures a [`Connector`]; see [`Connector::builder`].
+///
+/// Settings only one engine has are on that engine's builder (e.g.
+/// [`application_name`](ConnectorBuilder::application_name) for PostgreSQL).
+pub struct ConnectorBuilder<D: Driver> {
+    cache: TokenCache,
+    endpoint: Endpoint,
+    user: String,
+    database: Option<String>,
+    region: Option<String>,
+    connect_timeout: Duration,
+    trust: TrustStore,
+    pub(crate) settings: D::Settings,
+}
+
+impl<D: Driver> Connector<D> {
+    /// A builder for connections to `endpoint` as `user`, with tokens from `cache`.
+    ///
+    /// The endpoint's hostname and port are what the token is signed for and what TLS
+    /// verifies; set [`Endpoint::with_dial_address`] to connect through a tunnel or to an IP
+    /// address. Unix sockets cannot be expressed: a token never leaves this process without TLS.
+    pub fn builder(
+        cache: TokenCache,
+        endpoint: Endpoint,
+        user: impl Into<String>,
+    ) -> ConnectorBuilder<D> {
+        ConnectorBuilder {
+            cache,
+            endpoint,
+            user: user.into(),
+            database: None,
+            region: None,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            trust: TrustStore::aws_default(),
+            settings: D::Settings::default(),
+        }
+    }
+
+    /// A builder configured from the environment variables of AWS's Lambda samples:
+    /// `DBEndPoint` (`host` or `host:port`; port 5432 for PostgreSQL, 3306 for MySQL by
+    /// default), `DBUserName` and, optionally, `DatabaseName`; and optionally `DBPort` (wins
+    /// over a port in `DBEndPoint`), `DBRegion` (when the hostname carries none) and
+    /// `DBCaFile` (a PEM file of CAs trusted besides the AWS ones).
+    pub fn builder_from_env(cache: TokenCache) -> Result<ConnectorBuilder<D>> {
+        Self::builder_from_vars(cache, |name| std::env::var(name).ok())
+    }
+
+    pub(crate) fn builder_from_vars(
+        cache: TokenCache,
+        var: impl Fn(&str) -> Option<String>,
+    ) -> Result<ConnectorBuilder<D>> {
+        let settings = env::settings_from_vars(D::ENGINE, var)?;
+        let mut builder = Self::builder(cache, settings.endpoint, settings.user);
+        builder.database = settings.database;
+        builder.region = settings.region;
+        if let Some(path) = settings.ca_file {
+            builder.trust = TrustStore::aws_default().with_ca_file(path)?;
+        }
+        Ok(builder)
+    }
+
+    /// Opens a connection logged in with the cache's current token (one retry with a fresh
+    /// token if the server rejects it).
+    pub async fn connect(&self) -> Result<D::Connection> {
+        self.login().await.map(D::connection)
+    }
+
+    /// The endpoint connections go to.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.inner.endpoint
+    }
+
+    /// The token request (user, region, endpoint) the connector asks the cache for.
+    pub fn token_request(&self) -> &TokenRequest {
+        &self.inner.request
+    }
+
+    /// The token cache.
+    pub fn cache(&self) -> &TokenCache {
+        &self.inner.cache
+    }
+
+    /// The engine's options (crate-internal: they may hold the driver's secrets).
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn options(&self) -> &D::Options {
+        &self.inner.options
+    }
+
+    /// Logs in with the cache's token; if the server rejects it, tells the cache to forget
+    /// it, gets a fresh one and tries exactly once more.
+    ///
+    /// Why retry: the server no longer accepts what the cache holds (rotated credentials, a
+    /// token from before a failover, a cache shared with a stale clock). Why only once: a
+    /// freshly signed token that is refused too will be refused again (see
+    /// [`Error::AuthenticationRejected`] for the usual causes), and RDS throttles floods of
+    /// failed IAM logins.
+    pub(crate) async fn login(&self) -> Result<D::Login> {
+        let rejected = match self.attempt().await {
+            Err(Attempt::Rejected { token, error }) => {
+                drop(error);
+                token
+            }
+            other => return other.map_err(|a| self.error(a)),
+        };
+        self.inner.cache.invalidate(&self.inner.request, &rejected);
+        drop(rejected);
+        self.attempt().await.map_err(|a| self.error(a))
+    }
+
+    /// One attempt with the cache's current token, the token included in the timeout: a
+    /// credentials provider that hangs must not hang the connection.
+    async fn attempt(&self) -> std::result::Result<D::Login, Attempt<D>> {
+        let core = &*self.inner;
+        let attempt = async {
+            let token = core.cache.get(&core.request).await?;
+            let ips = dial_ips(&core.endpoint).await?;
+            match D::attempt(&core.options, &core.endpoint, ips, &token).await {
+                Ok(login) => Ok(login),
+                Err(error) if D::is_rejected(&error) => Err(Attempt::Rejected { token, error }),
+                Err(error) => Err(Attempt::Failed(error)),
+            }
+        };
+        tokio::time::timeout(core.connect_timeout, attempt)
+            .await
+            .unwrap_or(Err(Attempt::Timeout))
+    }
+
+    fn error(&self, attempt: Attempt<D>) -> Error {
+        let core = &*self.inner;
+        match attempt {
+            Attempt::Rejected { error, .. } => Error::AuthenticationRejected {
+                engine: D::ENGINE,
+                host: core.request.host().to_owned(),
+                port: core.request.port(),
+                user: core.request.user().to_owned(),
+                region: core.request.region().as_str().to_owned(),
+                source: Box::new(error),
+            },
+            Attempt::Failed(error) => Error::connect(D::ENGINE, &core.endpoint, error),
+            Attempt::Timeout => Error::ConnectTimeout {
+                endpoint: core.endpoint.to_string(),
+                timeout: core.connect_timeout,
+            },
+            Attempt::Other(e) => e,
+        }
+    }
+
+    /// The crate's error for a driver error on an open connection (a failed ping).
+    #[cfg_attr(
+        not(any(
+            feature = "deadpool-postgres",
+            feature = "deadpool-mysql",
+            feature = "bb8-postgres",
+            feature = "bb8-mysql"
+        )),
+        allow(dead_code)
+    )]
+    pub(crate) fn driver_error(&self, error: D::Error) -> Error {
+        Error::connect(D::ENGINE, &self.inner.endpoint, error)
+    }
+}
+
+/// The outcome of one failed login attempt.
+enum Attempt<D: Driver> {
+    /// The server refused `token`: worth one retry with a fresh one.
+    Rejected {
+        token: IamAuthToken,
+        error: D::Error,
+    },
+    /// Anything else the driver reported (TCP, TLS, protocol): not retried.
+    Failed(D::Error),
+    /// The attempt took longer than the connect timeout.
+    Timeout,
+    /// An error of this crate (credentials, signing, resolving the dial address).
+    Other(Error),
+}
+
+impl<D: Driver> From<Error> for Attempt<D> {
+    fn from(e: Error) -> Self {
+        Attempt::Other(e)
+    }
+}
+
+impl<D: Driver> ConnectorBuilder<D> {
+    /// The database to connect to (PostgreSQL's default is the user name; MySQL's is none).
+    pub fn database(mut self, database: impl Into<String>) -> Self {
+        self.database = Some(database.into());
+        self
+    }
+
+    /// The region to sign for, when it cannot be inferred from the hostname.
+    pub fn region(mut self, region: impl Into<String>) -> Self {
+        self.region = Some(region.into());
+        self
+    }
+
+    /// How long one attempt (token, TCP connect, TLS handshake, login) may take; default
+    /// [`DEFAULT_CONNECT_TIMEOUT`]. A rejected token's retry gets the same again.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Which CAs to trust (default [`TrustStore::aws_default`]). Chain and host name are
+    /// always verified; nothing else is trusted (not a driver's built-in roots).
+    pub fn trust(mut self, trust: TrustStore) -> Self {
+        self.trust = trust;
+        self
+    }
+
+    /// Validates everything and builds the connector (and the driver's options, once).
+    ///
+    /// # Errors
+    /// A region that is invalid or cannot be inferred, an invalid user name, a zero connect
+    /// timeout, or a [`TrustStore`] without certificates ([`Error::EmptyTrustStore`]: no
+    /// server could ever be verified).
+    pub fn build(self) -> Result<Connector<D>> {
+        let mut request = TokenRequest::rds(&self.endpoint, self.user.clone());
+        if let Some(region) = self.region {
+            request = request.region(region);
+        }
+        let request = request.build()?;
+        if self.trust.is_empty() {
+            return Err(Error::EmptyTrustStore);
+        }
+        if self.connect_timeout.is_zero() {
+            return Err(Error::InvalidSetting {
+                name: "connect_timeout",
+                reason: "must be longer than zero",
+            });
+        }
+        let common = sealed::CommonSettings {
+            endpoint: &self.endpoint,
+            user: &self.user,
+            database: self.database.as_deref(),
+            connect_timeout: self.connect_timeout,
+            trust: &self.trust,
+        };
+        let options = D::options(common, &self.settings);
+        Ok(Connector {
+            inner: Arc::new(Core {
+                cache: self.cache,
+                request,
+                endpoint: self.endpoint,
+                options,
+                connect_timeout: self.connect_timeout,
+            }),
+        })
+    }
+}
+
+/// The IP addresses to dial when the endpoint is tunnelled (`None`: dial the signing host).
+///
+/// Drivers take the TLS name from the host and the TCP address separately, as IP addresses:
+/// a dial address that is a DNS name is resolved here, at each connection (DNS may change
+/// across a failover).
+async fn dial_ips(endpoint: &Endpoint) -> Result<Option<Vec<IpAddr>>> {
+    if !endpoint.is_tunnelled() {
+        return Ok(None);
+    }
+    let (dial_host, dial_port) = endpoint.dial_address();
+    if let Ok(ip) = dial_host.parse::<IpAddr>() {
+        return Ok(Some(vec![ip]));
+    }
+    let addrs = tokio::net::lookup_host((dial_host, dial_port))
+        .await
+        .map_err(|source| Error::ResolveDialAddress {
+            host: dial_host.to_owned(),
+            source,
+        })?;
+    Ok(Some(addrs.map(|a: SocketAddr| a.ip()).collect()))
+}
+
+impl<D: Driver> fmt::Debug for Connector<D> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let core = &*self.inner;
+        let mut s = f.debug_struct(D::ENGINE.connector_name());
+        s.field("endpoint", &core.endpoint)
+            .field("user", &core.request.user())
+            .field("region", &core.request.region().as_str())
+            .field("connect_timeout", &core.connect_timeout);
+        D::describe(&core.options, &mut s);
+        s.finish_non_exhaustive()
+    }
+}
+
+impl<D: Driver> fmt::Debug for ConnectorBuilder<D> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnectorBuilder")
+            .field("engine", &D::ENGINE)
+            .field("endpoint", &self.endpoint)
+            .field("user", &self.user)
+            .field("database", &self.database)
+            .field("region", &self.region)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("trust", &self.trust)
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}

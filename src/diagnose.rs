@@ -1,0 +1,141 @@
+//! What a failed connection most likely means, in words a user can act on.
+//!
+//! Drivers report the same few failures in many shapes (a `rustls::Error` inside an
+//! `io::Error` inside the driver's own error...). The message of
+//! [`Error::Connect`](crate::Error::Connect) names the one cause found in that chain, once,
+//! with the hint that fits it.
+
+use std::error::Error as StdError;
+use std::io;
+
+use crate::error::chain;
+
+/// The hint for the first recognizable cause in `error`'s chain.
+pub(crate) fn connect_hint(error: &(dyn StdError + 'static)) -> &'static str {
+    chain(error)
+        .find_map(|e| {
+            tls_hint(e)
+                .or_else(|| io_hint(e))
+                .or_else(|| driver_hint(e))
+        })
+        .unwrap_or("see the cause")
+}
+
+fn tls_hint(error: &(dyn StdError + 'static)) -> Option<&'static str> {
+    use rustls::CertificateError as C;
+    let rustls::Error::InvalidCertificate(cert) = error.downcast_ref::<rustls::Error>()? else {
+        return Some("the TLS handshake failed (see the cause); no token was sent");
+    };
+    Some(match cert {
+        C::UnknownIssuer => {
+            "the server's certificate is not issued by a CA in the trust store, so no token \
+             was sent: add its CA with `TrustStore::with_ca_file` (the Lambda examples: \
+             `DBCaFile`); AWS GovCloud's RDS CAs are not in the default store"
+        }
+        C::NotValidForName | C::NotValidForNameContext { .. } => {
+            "the server's certificate is not valid for the signing hostname, so no token was \
+             sent: connect with the endpoint's DNS name (through a tunnel, keep it as the \
+             signing host and set the tunnel as the dial address)"
+        }
+        C::Expired | C::ExpiredContext { .. } | C::NotValidYet | C::NotValidYetContext { .. } => {
+            "the server's certificate is expired or not yet valid, so no token was sent: \
+             check this machine's clock and the server's certificate"
+        }
+        _ => "the server's certificate was refused (see the cause), so no token was sent",
+    })
+}
+
+fn io_hint(error: &(dyn StdError + 'static)) -> Option<&'static str> {
+    Some(match error.downcast_ref::<io::Error>()?.kind() {
+        io::ErrorKind::ConnectionRefused => {
+            "nothing accepts connections at the dialled address: check the host and port, \
+             that the instance is available, and the tunnel if there is one"
+        }
+        io::ErrorKind::ConnectionReset
+        | io::ErrorKind::ConnectionAborted
+        | io::ErrorKind::UnexpectedEof => {
+            "the server closed the connection during the handshake: check that the port is \
+             the database's and that the server accepts TLS"
+        }
+        io::ErrorKind::TimedOut => {
+            "the TCP connection timed out: check security groups, routes and the tunnel"
+        }
+        _ => return None,
+    })
+}
+
+/// The driver's own words for a server that offers no TLS.
+fn driver_hint(error: &(dyn StdError + 'static)) -> Option<&'static str> {
+    const NO_TLS: &str = "the server offered no TLS, and an IAM token is never sent without \
+                          it: enable TLS on the server (RDS always offers it)";
+    #[cfg(feature = "mysql")]
+    if let Some(mysql_async::DriverError::NoClientSslFlagFromServer) =
+        error.downcast_ref::<mysql_async::DriverError>()
+    {
+        return Some(NO_TLS);
+    }
+    // tokio-postgres has no error kind for it; this text is its `sslmode=require` refusal.
+    (error.to_string() == "server does not support TLS").then_some(NO_TLS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Wrap(&'static str, Box<dyn StdError + Send + Sync>);
+    impl std::fmt::Display for Wrap {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "{}{}", self.0, self.1)
+        }
+    }
+    impl StdError for Wrap {
+        fn source(&self) -> Option<&(dyn StdError + 'static)> {
+            Some(&*self.1)
+        }
+    }
+
+    fn rustls_in_io(e: rustls::Error) -> Wrap {
+        Wrap("Input/output error: ", Box::new(io::Error::other(e)))
+    }
+
+    #[test]
+    fn names_each_certificate_failure() {
+        use rustls::CertificateError as C;
+        for (cert, expected) in [
+            (C::UnknownIssuer, "with_ca_file"),
+            (C::NotValidForName, "not valid for the signing hostname"),
+            (C::Expired, "expired"),
+        ] {
+            let e = rustls_in_io(rustls::Error::InvalidCertificate(cert));
+            let hint = connect_hint(&e);
+            assert!(hint.contains(expected), "{hint}");
+            assert!(hint.contains("no token was sent"), "{hint}");
+        }
+    }
+
+    #[test]
+    fn a_refused_port_is_not_blamed_on_certificates() {
+        let e = Wrap(
+            "error connecting: ",
+            Box::new(io::Error::from(io::ErrorKind::ConnectionRefused)),
+        );
+        let hint = connect_hint(&e);
+        assert!(hint.contains("nothing accepts connections"), "{hint}");
+        assert!(!hint.contains("CA"), "{hint}");
+    }
+
+    #[test]
+    fn the_report_says_each_cause_once() {
+        let e = rustls_in_io(rustls::Error::InvalidCertificate(
+            rustls::CertificateError::UnknownIssuer,
+        ));
+        let text = crate::error::report(&e);
+        assert_eq!(text.matches("UnknownIssuer").count(), 1, "{text}");
+        assert_eq!(
+            text.matches("invalid peer certificate").count(),
+            1,
+            "{text}"
+        );
+    }
+}
