@@ -102,6 +102,16 @@ impl TokenRequest {
         TokenRequestBuilder::new(endpoint, user, action)
     }
 
+    /// A token for whatever `endpoint` is: Aurora DSQL for a DSQL hostname
+    /// ([`Endpoint::is_dsql`], see [`dsql`](Self::dsql)), RDS otherwise.
+    pub fn for_endpoint(endpoint: &Endpoint, user: impl Into<String>) -> TokenRequestBuilder {
+        if endpoint.is_dsql() {
+            Self::dsql(endpoint, user)
+        } else {
+            Self::rds(endpoint, user)
+        }
+    }
+
     /// The signing hostname.
     pub fn host(&self) -> &str {
         &self.host
