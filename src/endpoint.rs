@@ -170,9 +170,9 @@ const RDS_DNS_SUFFIXES: &[(&[&str], &[Partition])] = &[
 /// Infers the region from an RDS, Aurora, RDS Proxy, Limitless or Aurora DSQL hostname.
 ///
 /// RDS names end in `<region>.rds.<DNS suffix>` whatever the endpoint kind (instance,
-/// `cluster-`, `cluster-ro-`, `cluster-custom-`, `proxy-`, `shardgrp-`), or, in China's
-/// current form and in GovCloud and ISO, `rds.<region>.<DNS suffix>`; `rds-fips` may stand
-/// for `rds` in either order. The suffixes are `amazonaws.com` (commercial and GovCloud),
+/// `cluster-`, `cluster-ro-`, `cluster-custom-`, `proxy-`, `shardgrp-`), or in
+/// `rds.<region>.<DNS suffix>` (China's current form, also used in GovCloud and ISO); both
+/// orders are accepted under every suffix, and `rds-fips` may stand for `rds` in either. The suffixes are `amazonaws.com` (commercial and GovCloud),
 /// `amazonaws.com.cn` (China), `amazonaws.eu` (European Sovereign Cloud), `c2s.ic.gov`
 /// (ISO) and `sc2s.sgov.gov` (ISO-B), and the region must belong to the suffix's partition.
 /// DSQL names are `<id>.dsql.<region>.on.aws` or `<id>.dsql-fips.<region>.on.aws`.
@@ -287,8 +287,8 @@ fn hostname_problem(host: &str) -> Option<&'static str> {
     if host.len() > MAX_HOSTNAME_LEN {
         return Some("it is longer than 253 characters");
     }
-    // botocore would sign `name.:5432` as given, and RDS checks the token against the name
-    // without the dot: refused rather than silently changed into a token botocore never makes.
+    // botocore signs `name.:5432` as given, dot included: stripping the dot would make a token
+    // botocore never makes, keeping it one for a name RDS does not give out. Refused instead.
     if host.ends_with('.') && !host.ends_with("..") && host.len() > 1 {
         return Some(
             "it ends with `.` (a fully qualified name); tokens are signed for, and certificates \
@@ -374,6 +374,29 @@ mod tests {
                 ),
                 "{ip}"
             );
+        }
+    }
+
+    #[test]
+    fn ipv4_numbers_in_every_notation() {
+        for number in ["1", "0177", "2130706433", "0x7f", "0X7F000001", "0x"] {
+            assert!(is_ipv4_number(number), "{number}");
+        }
+        for label in ["com", "1a", "0x7g", "x7f", "db-1"] {
+            assert!(!is_ipv4_number(label), "{label}");
+        }
+    }
+
+    #[test]
+    fn dsql_endpoints_fips_included() {
+        for (host, dsql) in [
+            ("abc.dsql.us-east-1.on.aws", true),
+            ("abc.dsql-fips.us-east-1.on.aws", true),
+            ("ABC.DSQL-FIPS.US-EAST-1.ON.AWS", true),
+            ("abc.dsql.us-east-1.on.aws.example.com", false),
+            ("db.abc.us-east-1.rds.amazonaws.com", false),
+        ] {
+            assert_eq!(Endpoint::new(host, 443).unwrap().is_dsql(), dsql, "{host}");
         }
     }
 
