@@ -155,7 +155,8 @@ impl FromStr for Endpoint {
 ///
 /// Not here, on purpose: `amazonaws.au` and `amazonaws.uk`, which AWS's Advanced JDBC/Go
 /// wrappers accept ahead of time but no partition uses yet (botocore's `partitions.json`
-/// lists none), so their region names and ARN partition are unknown.
+/// lists none), so their region names and ARN partition are unknown; nor the ISO-E/ISO-F
+/// suffixes (`cloud.adc-e.uk`, `csp.hci.ic.gov`), for which no RDS hostname form is known.
 const RDS_DNS_SUFFIXES: &[(&[&str], &[Partition])] = &[
     (
         &["amazonaws", "com"],
@@ -172,9 +173,10 @@ const RDS_DNS_SUFFIXES: &[(&[&str], &[Partition])] = &[
 /// RDS names end in `<region>.rds.<DNS suffix>` whatever the endpoint kind (instance,
 /// `cluster-`, `cluster-ro-`, `cluster-custom-`, `proxy-`, `shardgrp-`), or in
 /// `rds.<region>.<DNS suffix>` (China's current form, also used in GovCloud and ISO); both
-/// orders are accepted under every suffix, and `rds-fips` may stand for `rds` in either. The suffixes are `amazonaws.com` (commercial and GovCloud),
-/// `amazonaws.com.cn` (China), `amazonaws.eu` (European Sovereign Cloud), `c2s.ic.gov`
-/// (ISO) and `sc2s.sgov.gov` (ISO-B), and the region must belong to the suffix's partition.
+/// orders are accepted under every suffix, and `rds-fips` may stand for `rds` in either.
+/// The suffixes are `amazonaws.com` (commercial and GovCloud), `amazonaws.com.cn` (China),
+/// `amazonaws.eu` (European Sovereign Cloud), `c2s.ic.gov` (ISO) and `sc2s.sgov.gov`
+/// (ISO-B), and the region must belong to the suffix's partition.
 /// DSQL names are `<id>.dsql.<region>.on.aws` or `<id>.dsql-fips.<region>.on.aws`.
 ///
 /// Aurora Global Database writer endpoints (`<name>.global-<id>.global.rds.amazonaws.com`)
