@@ -7,11 +7,11 @@
 //! silently used in place of the other.
 
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::str::FromStr;
 
 use crate::error::{Error, Result};
-use crate::region::Region;
+use crate::region::{Partition, Region};
 
 /// Longest DNS name (RFC 1035, without the trailing dot).
 const MAX_HOSTNAME_LEN: usize = 253;
@@ -50,11 +50,13 @@ struct DialAddress {
 impl Endpoint {
     /// An endpoint signed for, verified as and dialled at `host:port`.
     ///
-    /// `host` must be a DNS name; an IP address is refused with
-    /// [`Error::IpAddressAsSigningHost`] (use [`Endpoint::with_dial_address`] for it).
+    /// `host` must be a DNS name without a trailing dot; an IP address is refused with
+    /// [`Error::IpAddressAsSigningHost`] (use [`Endpoint::with_dial_address`] for it), port 0
+    /// with [`Error::InvalidPort`].
     pub fn new(host: impl Into<String>, port: u16) -> Result<Self> {
         let host = host.into();
         validate_signing_host(&host)?;
+        validate_port(port)?;
         Ok(Self {
             host,
             port,
@@ -62,18 +64,20 @@ impl Endpoint {
         })
     }
 
-    /// Dials `host:port` (an IP address or a DNS name) instead of the signing endpoint,
-    /// while the token is still signed for, and TLS still verifies, the signing hostname.
+    /// Dials `host:port` (an IP address, IPv6 optionally in `[...]`, or a DNS name) instead of
+    /// the signing endpoint, while the token is still signed for, and TLS still verifies, the
+    /// signing hostname.
     pub fn with_dial_address(mut self, host: impl Into<String>, port: u16) -> Result<Self> {
         let host = host.into();
-        let bare = host.trim_start_matches('[').trim_end_matches(']');
-        if bare.parse::<IpAddr>().is_err() {
-            validate_hostname(&host)?;
-        }
-        self.dial = Some(DialAddress {
-            host: bare.to_owned(),
-            port,
-        });
+        let host = match parse_ip(&host) {
+            Some(ip) => ip.to_string(),
+            None => {
+                validate_hostname(&host)?;
+                host
+            }
+        };
+        validate_port(port)?;
+        self.dial = Some(DialAddress { host, port });
         Ok(self)
     }
 
@@ -100,16 +104,17 @@ impl Endpoint {
         self.dial.is_some()
     }
 
-    /// The region in the hostname, if it is an RDS, Aurora, RDS Proxy or Aurora DSQL one.
+    /// The region in the hostname, if it is an RDS, Aurora, RDS Proxy or Aurora DSQL one
+    /// (see [`infer_region`]).
     pub fn inferred_region(&self) -> Option<Region> {
         infer_region(&self.host)
     }
 
-    /// `true` for Aurora DSQL endpoints (`<id>.dsql.<region>.on.aws`).
+    /// `true` for Aurora DSQL endpoints (`<id>.dsql.<region>.on.aws`, `<id>.dsql-fips.<region>.on.aws`).
     pub fn is_dsql(&self) -> bool {
         let host = self.host.to_ascii_lowercase();
         let labels: Vec<&str> = host.split('.').collect();
-        matches!(labels.as_slice(), [.., "dsql", _, "on", "aws"])
+        dsql_region_label(&labels).is_some()
     }
 }
 
@@ -123,7 +128,7 @@ impl fmt::Display for Endpoint {
     }
 }
 
-/// Parses `host:port`.
+/// Parses `host:port` (an IPv6 signing host is refused like any IP address).
 impl FromStr for Endpoint {
     type Err = Error;
 
@@ -135,74 +140,205 @@ impl FromStr for Endpoint {
         let (host, port) = s
             .rsplit_once(':')
             .ok_or_else(|| invalid("expected `host:port`"))?;
-        let port = port
-            .parse::<u16>()
-            .map_err(|_| invalid("the port is not a number from 0 to 65535"))?;
+        // Digits only: `u16::from_str` would also take `+5432`.
+        let port = Some(port)
+            .filter(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|p| p.parse::<u16>().ok())
+            .ok_or_else(|| invalid("the port is not a number from 1 to 65535"))?;
         Self::new(host, port)
     }
 }
 
+/// Where the partitions that have RDS put their hostnames, and which partitions' regions
+/// may appear under each suffix. A region from another partition (`us-east-1` under
+/// `.amazonaws.com.cn`) names no real endpoint, so nothing is inferred from it.
+///
+/// Not here, on purpose: `amazonaws.au` and `amazonaws.uk`, which AWS's Advanced JDBC/Go
+/// wrappers accept ahead of time but no partition uses yet (botocore's `partitions.json`
+/// lists none), so their region names and ARN partition are unknown; nor the ISO-E/ISO-F
+/// suffixes (`cloud.adc-e.uk`, `csp.hci.ic.gov`), for which no RDS hostname form is known.
+const RDS_DNS_SUFFIXES: &[(&[&str], &[Partition])] = &[
+    (
+        &["amazonaws", "com"],
+        &[Partition::Aws, Partition::AwsUsGov],
+    ),
+    (&["amazonaws", "com", "cn"], &[Partition::AwsCn]),
+    (&["amazonaws", "eu"], &[Partition::AwsEusc]),
+    (&["c2s", "ic", "gov"], &[Partition::AwsIso]),
+    (&["sc2s", "sgov", "gov"], &[Partition::AwsIsoB]),
+];
+
 /// Infers the region from an RDS, Aurora, RDS Proxy, Limitless or Aurora DSQL hostname.
 ///
-/// RDS names end in `<region>.rds.<partition DNS suffix>` whatever the endpoint kind
-/// (instance, `cluster-`, `cluster-ro-`, `cluster-custom-`, `proxy-`, `shardgrp-`), so the
-/// label before `rds` is the region; DSQL names are `<id>.dsql.<region>.on.aws`.
+/// RDS names end in `<region>.rds.<DNS suffix>` whatever the endpoint kind (instance,
+/// `cluster-`, `cluster-ro-`, `cluster-custom-`, `proxy-`, `shardgrp-`), or in
+/// `rds.<region>.<DNS suffix>` (China's current form, also used in GovCloud and ISO); both
+/// orders are accepted under every suffix, and `rds-fips` may stand for `rds` in either.
+/// The suffixes are `amazonaws.com` (commercial and GovCloud), `amazonaws.com.cn` (China),
+/// `amazonaws.eu` (European Sovereign Cloud), `c2s.ic.gov` (ISO) and `sc2s.sgov.gov`
+/// (ISO-B), and the region must belong to the suffix's partition.
+/// DSQL names are `<id>.dsql.<region>.on.aws` or `<id>.dsql-fips.<region>.on.aws`.
+///
+/// Aurora Global Database writer endpoints (`<name>.global-<id>.global.rds.amazonaws.com`)
+/// carry no region: `None`, and a [`TokenRequest`](crate::TokenRequest) built for one without
+/// `.region(...)` fails with [`Error::GlobalWriterEndpointNeedsRegion`].
+///
+/// ```
+/// use rds_iam_auth::infer_region;
+///
+/// let region = |host| infer_region(host).map(|r| r.as_str().to_owned());
+/// assert_eq!(region("db.abc.rds.cn-northwest-1.amazonaws.com.cn").as_deref(), Some("cn-northwest-1"));
+/// assert_eq!(region("db.abc.us-east-1.rds-fips.amazonaws.com").as_deref(), Some("us-east-1"));
+/// assert_eq!(region("db.global-abc.global.rds.amazonaws.com"), None);
+/// ```
 pub fn infer_region(host: &str) -> Option<Region> {
     let host = host.to_ascii_lowercase();
     let labels: Vec<&str> = host.split('.').collect();
-    let candidate = match labels.as_slice() {
-        [_, .., region, "rds", "amazonaws", "com"]
-        | [_, .., region, "rds", "amazonaws", "com", "cn"]
-        | [_, .., region, "rds", "c2s", "ic", "gov"]
-        | [_, .., region, "rds", "sc2s", "sgov", "gov"]
-        | [_, .., "dsql", region, "on", "aws"] => *region,
-        _ => return None,
-    };
-    Region::new(candidate).ok()
+    rds_region(&labels).or_else(|| Region::new(dsql_region_label(&labels)?).ok())
+}
+
+/// The region in the hostname, or the error that says why there is none.
+pub(crate) fn region_from_host(host: &str) -> Result<Region> {
+    infer_region(host).ok_or_else(|| {
+        if is_global_writer(host) {
+            Error::GlobalWriterEndpointNeedsRegion {
+                host: host.to_owned(),
+            }
+        } else {
+            Error::RegionNotFound {
+                host: host.to_owned(),
+            }
+        }
+    })
+}
+
+fn rds_region(labels: &[&str]) -> Option<Region> {
+    RDS_DNS_SUFFIXES.iter().find_map(|(suffix, partitions)| {
+        let candidate = match labels.strip_suffix(*suffix)? {
+            [_, .., region, rds] | [_, .., rds, region] if is_rds_label(rds) => *region,
+            _ => return None,
+        };
+        let region = Region::new(candidate).ok()?;
+        partitions.contains(&region.partition()).then_some(region)
+    })
+}
+
+fn is_rds_label(label: &str) -> bool {
+    matches!(label, "rds" | "rds-fips")
+}
+
+fn dsql_region_label<'a>(labels: &[&'a str]) -> Option<&'a str> {
+    match labels {
+        [_, .., "dsql" | "dsql-fips", region, "on", "aws"] => Some(region),
+        _ => None,
+    }
+}
+
+/// `<name>.global-<id>.global.rds.amazonaws.com`: the name follows whichever cluster is the
+/// global database's primary, so no region can be read from it.
+fn is_global_writer(host: &str) -> bool {
+    let host = host.to_ascii_lowercase();
+    let labels: Vec<&str> = host.split('.').collect();
+    matches!(
+        labels.as_slice(),
+        [_, .., "global", "rds", "amazonaws", "com"]
+    )
+}
+
+/// An IP address, IPv6 optionally in brackets (`[::1]`); `None` for anything else, including
+/// unbalanced brackets.
+fn parse_ip(host: &str) -> Option<IpAddr> {
+    match host.strip_prefix('[') {
+        Some(rest) => rest
+            .strip_suffix(']')?
+            .parse::<Ipv6Addr>()
+            .ok()
+            .map(IpAddr::V6),
+        None => host.parse().ok(),
+    }
 }
 
 fn validate_signing_host(host: &str) -> Result<()> {
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    if let Ok(ip) = bare.parse::<IpAddr>() {
+    if let Some(ip) = parse_ip(host) {
         return Err(Error::IpAddressAsSigningHost { ip });
     }
     validate_hostname(host)
 }
 
+fn validate_port(port: u16) -> Result<()> {
+    if port == 0 {
+        return Err(Error::InvalidPort { port });
+    }
+    Ok(())
+}
+
 /// RFC 1123 host name syntax: what a certificate can name and RDS can sign for.
 fn validate_hostname(host: &str) -> Result<()> {
-    let invalid = |reason| {
+    hostname_problem(host).map_or(Ok(()), |reason| {
         Err(Error::InvalidHostname {
             host: host.to_owned(),
             reason,
         })
-    };
+    })
+}
+
+fn hostname_problem(host: &str) -> Option<&'static str> {
     if host.is_empty() {
-        return invalid("it is empty");
+        return Some("it is empty");
     }
     if host.len() > MAX_HOSTNAME_LEN {
-        return invalid("it is longer than 253 characters");
+        return Some("it is longer than 253 characters");
     }
-    for label in host.split('.') {
-        if label.is_empty() {
-            return invalid("it has an empty label (a leading, trailing or doubled `.`)");
-        }
-        if label.len() > MAX_LABEL_LEN {
-            return invalid("a label is longer than 63 characters");
-        }
-        if !label
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        {
-            return invalid(
-                "only letters, digits, `-` and `.` are allowed (no scheme, port, path or spaces)",
-            );
-        }
-        if label.starts_with('-') || label.ends_with('-') {
-            return invalid("a label starts or ends with `-`");
-        }
+    // botocore signs `name.:5432` as given, dot included: stripping the dot would make a token
+    // botocore never makes, keeping it one for a name RDS does not give out. Refused instead.
+    if host.ends_with('.') && !host.ends_with("..") && host.len() > 1 {
+        return Some(
+            "it ends with `.` (a fully qualified name); tokens are signed for, and certificates \
+             name, the name without the trailing dot: remove it",
+        );
     }
-    Ok(())
+    if let Some(reason) = host.split('.').find_map(label_problem) {
+        return Some(reason);
+    }
+    // `127.1`, `2130706433`, `0x7f000001`, `0177.0.0.1`: resolvers read these as IPv4.
+    if host.rsplit('.').next().is_some_and(is_ipv4_number) {
+        return Some(
+            "its last label is a number, so resolvers read it as an IPv4 address in a short, \
+             octal or hex notation (`127.1`, `0x7f000001`); a signing host must be a DNS name, \
+             and a dial address must be an IP address in standard form",
+        );
+    }
+    None
+}
+
+fn label_problem(label: &str) -> Option<&'static str> {
+    if label.is_empty() {
+        Some("it has an empty label (a leading or doubled `.`)")
+    } else if label.len() > MAX_LABEL_LEN {
+        Some("a label is longer than 63 characters")
+    } else if !label
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    {
+        Some("only letters, digits, `-` and `.` are allowed (no scheme, port, path or spaces)")
+    } else if label.starts_with('-') || label.ends_with('-') {
+        Some("a label starts or ends with `-`")
+    } else {
+        None
+    }
+}
+
+/// A label the WHATWG URL parser (and `inet_aton`) reads as an IPv4 part: decimal, octal
+/// (leading `0`) or hex (`0x`).
+fn is_ipv4_number(label: &str) -> bool {
+    let (digits, radix) = match label
+        .strip_prefix("0x")
+        .or_else(|| label.strip_prefix("0X"))
+    {
+        Some(hex) => (hex, 16),
+        None => (label, 10),
+    };
+    digits.chars().all(|c| c.is_digit(radix))
 }
 
 #[cfg(test)]
@@ -240,6 +376,29 @@ mod tests {
                 ),
                 "{ip}"
             );
+        }
+    }
+
+    #[test]
+    fn ipv4_numbers_in_every_notation() {
+        for number in ["1", "0177", "2130706433", "0x7f", "0X7F000001", "0x"] {
+            assert!(is_ipv4_number(number), "{number}");
+        }
+        for label in ["com", "1a", "0x7g", "x7f", "db-1"] {
+            assert!(!is_ipv4_number(label), "{label}");
+        }
+    }
+
+    #[test]
+    fn dsql_endpoints_fips_included() {
+        for (host, dsql) in [
+            ("abc.dsql.us-east-1.on.aws", true),
+            ("abc.dsql-fips.us-east-1.on.aws", true),
+            ("ABC.DSQL-FIPS.US-EAST-1.ON.AWS", true),
+            ("abc.dsql.us-east-1.on.aws.example.com", false),
+            ("db.abc.us-east-1.rds.amazonaws.com", false),
+        ] {
+            assert_eq!(Endpoint::new(host, 443).unwrap().is_dsql(), dsql, "{host}");
         }
     }
 

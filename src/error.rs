@@ -15,7 +15,10 @@ use aws_credential_types::provider::error::CredentialsError;
 #[non_exhaustive]
 pub enum Error {
     /// The signing hostname is not a valid DNS name.
-    #[error("invalid hostname `{host}`: {reason}; pass the DNS name of the RDS/Aurora endpoint")]
+    #[error(
+        "invalid hostname `{}`: {reason}; pass the DNS name of the RDS/Aurora endpoint",
+        shown(host)
+    )]
     #[non_exhaustive]
     InvalidHostname {
         /// The rejected input (hostnames are not secret).
@@ -37,8 +40,19 @@ pub enum Error {
         ip: std::net::IpAddr,
     },
 
+    /// Port 0 was given: it can never be dialled, and a token signed for it is never accepted.
+    #[error(
+        "port 0 cannot be dialled: pass the port the database listens on (5432 for PostgreSQL, \
+         3306 for MySQL, 443 for Aurora DSQL)"
+    )]
+    #[non_exhaustive]
+    InvalidPort {
+        /// The rejected port.
+        port: u16,
+    },
+
     /// An endpoint string could not be parsed as `host:port`.
-    #[error("invalid endpoint `{input}`: {reason}")]
+    #[error("invalid endpoint `{}`: {reason}", shown(input))]
     #[non_exhaustive]
     InvalidEndpoint {
         /// The rejected input.
@@ -49,7 +63,8 @@ pub enum Error {
 
     /// The region is not a syntactically valid AWS region name.
     #[error(
-        "unknown region `{region}`: expected a region name such as `us-east-1`, `cn-north-1` or `us-gov-west-1`"
+        "unknown region `{}`: expected a region name such as `us-east-1`, `cn-north-1` or `us-gov-west-1`",
+        shown(region)
     )]
     #[non_exhaustive]
     InvalidRegion {
@@ -65,6 +80,18 @@ pub enum Error {
     #[non_exhaustive]
     RegionNotFound {
         /// The hostname that carries no region.
+        host: String,
+    },
+
+    /// No region was given for an Aurora Global Database writer endpoint, whose name carries none.
+    #[error(
+        "`{host}` is an Aurora Global Database writer endpoint: it follows the current primary \
+         cluster and its name carries no region. Call `.region(...)` with the primary cluster's \
+         region (it changes with a switchover or failover), or connect to a regional cluster endpoint"
+    )]
+    #[non_exhaustive]
+    GlobalWriterEndpointNeedsRegion {
+        /// The global writer endpoint.
         host: String,
     },
 
@@ -407,6 +434,23 @@ pub(crate) fn report(error: &(dyn std::error::Error + 'static)) -> String {
             out.push_str(": ");
             out.push_str(text);
         }
+    }
+    out
+}
+
+/// Longest rejected input repeated in a message: a 10 KB string is cut, not printed.
+const MAX_SHOWN: usize = 80;
+
+/// A rejected input as a message shows it: control characters escaped (a NUL or a newline
+/// cannot forge log lines), and cut after [`MAX_SHOWN`] characters.
+fn shown(input: &str) -> String {
+    let mut out: String = input
+        .chars()
+        .take(MAX_SHOWN)
+        .flat_map(char::escape_debug)
+        .collect();
+    if input.chars().nth(MAX_SHOWN).is_some() {
+        out.push_str(&format!("... ({} bytes)", input.len()));
     }
     out
 }

@@ -18,6 +18,7 @@ use std::fmt::{self, Write as _};
 
 use crate::error::{Error, Result};
 use crate::region::{Partition, Region};
+use crate::request::MAX_USER_LEN;
 
 /// The ARN of a database user for `rds-db:connect`:
 /// `arn:<partition>:rds-db:<region>:<account-id>:dbuser:<DbiResourceId>/<db-user>`.
@@ -41,9 +42,14 @@ impl RdsDbUserArn {
         let partition = region_partition(region)?;
         validate_account(account_id)?;
         validate_resource_id(resource_id)?;
-        if db_user.is_empty() || db_user.chars().any(char::is_control) {
+        if db_user.is_empty()
+            || db_user.len() > MAX_USER_LEN
+            || db_user.chars().any(char::is_control)
+        {
             return Err(Error::InvalidUser {
-                reason: "an ARN needs a non-empty user name without control characters".into(),
+                reason: format!(
+                    "an ARN needs a user name of 1 to {MAX_USER_LEN} bytes without control characters"
+                ),
             });
         }
         Ok(Self {
@@ -208,6 +214,26 @@ mod tests {
             "arn:aws-us-gov:rds-db:us-gov-west-1:123456789012:dbuser:db-ABC/u"
         );
         assert_eq!(arn("*"), "arn:aws:rds-db:*:123456789012:dbuser:db-ABC/u");
+        // Every partition whose regions the hostname inference knows, and the ISO ones.
+        for (region, partition) in [
+            ("us-east-1", "aws"),
+            ("cn-northwest-1", "aws-cn"),
+            ("eusc-de-east-1", "aws-eusc"),
+            ("us-iso-east-1", "aws-iso"),
+            ("us-isob-east-1", "aws-iso-b"),
+            ("eu-isoe-west-1", "aws-iso-e"),
+            ("us-isof-south-1", "aws-iso-f"),
+        ] {
+            assert_eq!(
+                arn(region),
+                format!("arn:{partition}:rds-db:{region}:123456789012:dbuser:db-ABC/u")
+            );
+            let dsql = DsqlClusterArn::new(region, "123456789012", "abc").unwrap();
+            assert_eq!(
+                dsql.to_string(),
+                format!("arn:{partition}:dsql:{region}:123456789012:cluster/abc")
+            );
+        }
         let dsql = DsqlClusterArn::new("us-gov-east-1", "123456789012", "abc123").unwrap();
         assert_eq!(
             dsql.to_string(),

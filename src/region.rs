@@ -78,24 +78,29 @@ pub enum Partition {
     AwsIsoB,
     /// European Sovereign Cloud regions (`aws-eusc`).
     AwsEusc,
+    /// ISO-E regions (`aws-iso-e`, `eu-isoe-*`).
+    AwsIsoE,
+    /// ISO-F regions (`aws-iso-f`, `us-isof-*`).
+    AwsIsoF,
 }
 
 impl Partition {
+    /// The partition of a region name, from the region prefixes in botocore's
+    /// `partitions.json` (`regionRegex`); any other name is a commercial region.
     fn of(region: &str) -> Self {
-        // Order matters: `us-isob-` also starts with `us-iso`.
-        if region.starts_with("cn-") {
-            Self::AwsCn
-        } else if region.starts_with("us-gov-") {
-            Self::AwsUsGov
-        } else if region.starts_with("us-isob-") {
-            Self::AwsIsoB
-        } else if region.starts_with("us-iso-") {
-            Self::AwsIso
-        } else if region.starts_with("eusc-") {
-            Self::AwsEusc
-        } else {
-            Self::Aws
-        }
+        const PREFIXES: &[(&str, Partition)] = &[
+            ("cn-", Partition::AwsCn),
+            ("us-gov-", Partition::AwsUsGov),
+            ("us-iso-", Partition::AwsIso),
+            ("us-isob-", Partition::AwsIsoB),
+            ("eu-isoe-", Partition::AwsIsoE),
+            ("us-isof-", Partition::AwsIsoF),
+            ("eusc-", Partition::AwsEusc),
+        ];
+        PREFIXES
+            .iter()
+            .find(|(prefix, _)| region.starts_with(prefix))
+            .map_or(Self::Aws, |&(_, partition)| partition)
     }
 
     /// The partition's name as it appears in ARNs.
@@ -107,6 +112,8 @@ impl Partition {
             Self::AwsIso => "aws-iso",
             Self::AwsIsoB => "aws-iso-b",
             Self::AwsEusc => "aws-eusc",
+            Self::AwsIsoE => "aws-iso-e",
+            Self::AwsIsoF => "aws-iso-f",
         }
     }
 }
@@ -181,5 +188,9 @@ mod tests {
         assert_eq!(p("us-gov-east-1"), "aws-us-gov");
         assert_eq!(p("us-iso-east-1"), "aws-iso");
         assert_eq!(p("us-isob-east-1"), "aws-iso-b");
+        assert_eq!(p("eusc-de-east-1"), "aws-eusc");
+        assert_eq!(p("eu-isoe-west-1"), "aws-iso-e");
+        assert_eq!(p("us-isof-south-1"), "aws-iso-f");
+        assert_eq!(p("eu-west-1"), "aws");
     }
 }

@@ -185,11 +185,7 @@ impl TokenRequestBuilder {
         let expires_in = validate_expiry(self.action, self.expires_in)?;
         let region = match self.region {
             Some(region) => Region::new(region)?,
-            None => {
-                crate::endpoint::infer_region(&self.host).ok_or_else(|| Error::RegionNotFound {
-                    host: self.host.clone(),
-                })?
-            }
+            None => crate::endpoint::region_from_host(&self.host)?,
         };
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         (

@@ -179,3 +179,94 @@ fn prints_the_policy_json() {
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["Statement"][0]["Action"], "dsql:DbConnectAdmin");
 }
+
+/// Hostile flag values, as a table: (extra args, exit code, what stderr must say). Exit 2 is
+/// clap refusing the value before the program runs; 1 is the library's typed error.
+#[test]
+fn hostile_flag_values_are_refused() {
+    let long = "a".repeat(10 * 1024);
+    let host = "db.abc.us-east-1.rds.amazonaws.com";
+    let rows: &[(&[&str], i32, &str)] = &[
+        (&["--hostname", host, "--port", "0"], 1, "port 0"),
+        (&["--hostname", host, "--port", "65536"], 2, "65536"),
+        (
+            &["--hostname", host, "--port", "-1"],
+            2,
+            "unexpected argument",
+        ),
+        (&["--hostname", host, "--port", "5432x"], 2, "5432x"),
+        (&["--hostname", host, "--port", ""], 2, "--port"),
+        (&["--hostname", "", "--port", "5432"], 1, "it is empty"),
+        (
+            &["--hostname", " ", "--port", "5432"],
+            1,
+            "invalid hostname",
+        ),
+        (&["--hostname", &long], 1, "10240 bytes"),
+        (
+            &["--hostname", "db.abc.us-east-1.rds.amazonaws.com."],
+            1,
+            "trailing dot",
+        ),
+        (&["--hostname", "bücher.example.com"], 1, "invalid hostname"),
+        (
+            &["--hostname", "user@db.example.com"],
+            1,
+            "invalid hostname",
+        ),
+        (&["--hostname", "db.example.com/x"], 1, "invalid hostname"),
+        (&["--hostname", "db.example.com%25"], 1, "invalid hostname"),
+        (
+            &["--hostname", "db.example.com:5432"],
+            1,
+            "invalid hostname",
+        ),
+        (&["--hostname", "127.1"], 1, "IPv4"),
+        (&["--hostname", "0x7f000001"], 1, "IPv4"),
+        (&["--hostname", "[::1]"], 1, "is an IP address"),
+        (
+            &["--hostname", "g.global-abc.global.rds.amazonaws.com"],
+            1,
+            "Global Database writer endpoint",
+        ),
+        (&["--hostname", host, "--region", ""], 1, "unknown region"),
+        (
+            &["--hostname", host, "--region", "us-east-1 "],
+            1,
+            "unknown region",
+        ),
+        (
+            &["--hostname", host, "--region", &long],
+            1,
+            "unknown region",
+        ),
+        (
+            &["--hostname", host, "--expires-in", "0"],
+            1,
+            "out of range",
+        ),
+        (
+            &["--hostname", host, "--expires-in", "-5"],
+            2,
+            "unexpected argument",
+        ),
+        (
+            &["--hostname", host, "--signing-time", "yesterday"],
+            1,
+            "RFC 3339",
+        ),
+    ];
+    for (args, code, needle) in rows {
+        let mut cmd = cli();
+        cmd.env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+            .env("AWS_SECRET_ACCESS_KEY", "secret")
+            .args(["--username", "u"])
+            .args(*args);
+        let out = run(&mut cmd);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let shown: Vec<&str> = args.iter().map(|a| &a[..a.len().min(40)]).collect();
+        assert_eq!(out.status.code(), Some(*code), "{shown:?}: {stderr}");
+        assert!(out.stdout.is_empty(), "{shown:?}");
+        assert!(stderr.contains(needle), "{shown:?}: {stderr}");
+    }
+}

@@ -1,8 +1,7 @@
-//! botocore reference vectors: the shared ones (`../shared/token-vectors.json`, beside the
-//! repository) and the crate's own (`tests/data/botocore-vectors.json`, made by
-//! `scripts/gen-token-vectors.py`).
+//! botocore reference vectors: `tests/data/botocore-vectors.json`, made by
+//! `scripts/gen-token-vectors.py` (provenance in `tests/data/README.md`).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rds_iam_auth::{Credentials, Endpoint, TokenRequest};
@@ -18,6 +17,8 @@ pub struct Vector {
     pub port: Option<u16>,
     pub username: Option<String>,
     pub region: String,
+    /// The region the hostname carries (what inference must find), if any.
+    pub host_region: Option<String>,
     pub access_key_id: String,
     pub secret_access_key: String,
     pub session_token: Option<String>,
@@ -70,14 +71,6 @@ impl Vector {
     }
 }
 
-pub fn shared_vectors_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/token-vectors.json")
-}
-
-pub fn own_vectors_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/botocore-vectors.json")
-}
-
 pub fn load(path: &Path) -> Vec<Vector> {
     let text = std::fs::read_to_string(path)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
@@ -96,6 +89,7 @@ pub fn load(path: &Path) -> Vec<Vector> {
                 port: v["port"].as_u64().map(|p| p as u16),
                 username: s("username"),
                 region: s("region").unwrap(),
+                host_region: s("host_region"),
                 access_key_id: s("access_key_id").unwrap(),
                 secret_access_key: s("secret_access_key").unwrap(),
                 session_token: s("session_token"),
@@ -108,20 +102,7 @@ pub fn load(path: &Path) -> Vec<Vector> {
         .collect()
 }
 
-/// Every vector: the shared file must exist under `CI=true`; elsewhere (a crate checked out
-/// alone) its absence is said loudly and the crate's own vectors still run.
+/// Every vector, from the file in the repository.
 pub fn all() -> Vec<Vector> {
-    let mut vectors = load(&own_vectors_path());
-    let shared = shared_vectors_path();
-    if shared.exists() {
-        vectors.extend(load(&shared));
-    } else if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{} is missing under CI=true", shared.display());
-    } else {
-        eprintln!(
-            "WARNING: {} not found: checking only the crate's own botocore vectors",
-            shared.display()
-        );
-    }
-    vectors
+    load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/botocore-vectors.json"))
 }
