@@ -14,14 +14,18 @@ use crate::request::TokenRequest;
 use crate::token::IamAuthToken;
 
 /// How long one connection attempt (TCP, TLS, login) may take unless set otherwise.
+#[cfg_attr(docsrs, doc(cfg(any(feature = "postgres", feature = "mysql"))))]
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Environment variable names read by the connectors' `builder_from_env` (those of the AWS
 /// Lambda samples for RDS IAM authentication).
+#[cfg_attr(docsrs, doc(cfg(any(feature = "postgres", feature = "mysql"))))]
 pub const ENV_ENDPOINT: &str = "DBEndPoint";
 /// The database name variable, see [`ENV_ENDPOINT`].
+#[cfg_attr(docsrs, doc(cfg(any(feature = "postgres", feature = "mysql"))))]
 pub const ENV_DATABASE: &str = "DatabaseName";
 /// The database user variable, see [`ENV_ENDPOINT`].
+#[cfg_attr(docsrs, doc(cfg(any(feature = "postgres", feature = "mysql"))))]
 pub const ENV_USER: &str = "DBUserName";
 
 /// Connection settings read from [`ENV_ENDPOINT`], [`ENV_USER`] and [`ENV_DATABASE`].
