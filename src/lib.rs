@@ -3,6 +3,44 @@
 //! Log in to Amazon RDS, Aurora, RDS Proxy and Aurora DSQL with **IAM database
 //! authentication** instead of a stored password.
 //!
+//! ## Quickstart
+//!
+//! ```toml
+//! [dependencies]
+//! rds-iam-auth = "0.1"
+//! tokio = { version = "1", features = ["macros", "rt"] }
+//! ```
+//!
+//! ```rust,no_run
+//! use rds_iam_auth::{Endpoint, TokenGenerator, TokenRequest};
+//!
+//! #[tokio::main(flavor = "current_thread")]
+//! async fn main() -> Result<(), rds_iam_auth::Error> {
+//!     // Credentials from the standard chain: env, profile, SSO, web identity, ECS, IMDS.
+//!     let generator = TokenGenerator::from_env().await?;
+//!     let endpoint = Endpoint::new("mydb.cluster-abc123.us-east-1.rds.amazonaws.com", 5432)?;
+//!     let request = TokenRequest::rds(&endpoint, "iam_user").build()?; // region from the hostname
+//!     let token = generator.generate(&request).await?;
+//!     // Use token.expose() as the database password, over verified TLS only.
+//!     println!("token valid until {:?}", token.expires_at());
+//!     Ok(())
+//! }
+//! ```
+//!
+//! Through an SSH tunnel or a bastion, sign for the real endpoint and dial the local port:
+//!
+//! ```rust
+//! # use rds_iam_auth::Endpoint;
+//! let endpoint = Endpoint::new("mydb.cluster-abc123.us-east-1.rds.amazonaws.com", 5432)?
+//!     .with_dial_address("127.0.0.1", 15432)?;
+//! # Ok::<(), rds_iam_auth::Error>(())
+//! ```
+//!
+//! Aurora DSQL: `TokenRequest::dsql(&endpoint, "admin")` (action `DbConnectAdmin`; any other role
+//! gets `DbConnect`), with `.expires_in(...)` up to one week.
+//!
+//! ## How it works
+//!
 //! An IAM auth token is a SigV4-presigned URL (`host:port/?Action=connect&DBUser=...`)
 //! that the database accepts as the password for 15 minutes. This crate computes it
 //! locally, byte for byte as the AWS SDKs do (botocore's `generate_db_auth_token` is the
@@ -21,22 +59,6 @@
 //! - [`IamAuthToken`]: the secret. It never shows in `Debug`/`Display`; reach the text
 //!   with [`IamAuthToken::expose`] when handing it to a driver.
 //! - [`policy`]: the `rds-db:connect` / `dsql:DbConnect` policy a role needs.
-//!
-//! ## Example
-//!
-//! ```no_run
-//! use rds_iam_auth::{Endpoint, TokenGenerator, TokenRequest};
-//!
-//! # async fn run() -> Result<(), rds_iam_auth::Error> {
-//! // Credentials from the standard chain (env, profile, SSO, web identity, ECS, IMDS).
-//! let generator = TokenGenerator::from_env().await?;
-//! let endpoint = Endpoint::new("mydb.cluster-abc123.us-east-1.rds.amazonaws.com", 5432)?;
-//! let request = TokenRequest::rds(&endpoint, "iam_user").build()?; // region from the hostname
-//! let token = generator.generate(&request).await?;
-//! // Pass `token.expose()` as the password, over verified TLS only.
-//! # let _ = token;
-//! # Ok(()) }
-//! ```
 //!
 //! ## Features
 //!
