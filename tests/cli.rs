@@ -1,24 +1,16 @@
-//! The `rds-iam-token` example reproduces every botocore vector from environment credentials
-//! and `--signing-time`, and reports errors on stderr with a non-zero exit.
+//! The `rds-iam-token` command reproduces every botocore vector from environment credentials
+//! and `--signing-time`, documents every flag in `--help`, and reports errors on stderr with
+//! a non-zero exit.
 
 mod support;
 
-use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use support::vectors;
 
-/// `cargo test` builds the examples next to the test binaries: target/<profile>/examples.
+/// The binary Cargo built for this test (`required-features = ["cli"]`).
 fn cli() -> Command {
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
-    let path: PathBuf = profile_dir.join("examples").join("rds-iam-token");
-    assert!(
-        path.exists(),
-        "{} not built: run `cargo test` (it builds examples)",
-        path.display()
-    );
-    let mut cmd = Command::new(path);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rds-iam-token"));
     // Only what each test sets: no stray profile, region or credentials from the machine.
     cmd.env_clear()
         .env("HOME", "/nonexistent")
@@ -178,4 +170,84 @@ fn prints_the_policy_json() {
     ]));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["Statement"][0]["Action"], "dsql:DbConnectAdmin");
+}
+
+#[test]
+fn help_lists_every_flag_with_an_example() {
+    let out = run(cli().arg("--help"));
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    for flag in [
+        "--hostname",
+        "--port",
+        "--username",
+        "--region",
+        "--dsql",
+        "--admin",
+        "--expires-in",
+        "--signing-time",
+        "--help",
+        "--version",
+    ] {
+        assert!(help.contains(flag), "{flag} missing from --help:\n{help}");
+    }
+    assert!(help.contains("Examples:"), "{help}");
+    assert!(
+        help.contains(
+            "rds-iam-token --hostname mydb.cluster-abc123.us-east-1.rds.amazonaws.com --port 5432 --username iam_user"
+        ),
+        "{help}"
+    );
+    assert!(help.contains("policy"), "the subcommand is listed: {help}");
+
+    let out = run(cli().args(["policy", "--help"]));
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    for flag in [
+        "--account",
+        "--resource-id",
+        "--username",
+        "--region",
+        "--dsql",
+        "--admin",
+    ] {
+        assert!(
+            help.contains(flag),
+            "{flag} missing from policy --help:\n{help}"
+        );
+    }
+    assert!(
+        help.contains("rds-iam-token policy --account 123456789012"),
+        "{help}"
+    );
+}
+
+#[test]
+fn a_bad_command_line_fails_on_stderr() {
+    let out = run(cli().args([
+        "--hostname",
+        "db.abc.us-east-1.rds.amazonaws.com",
+        "--bogus",
+    ]));
+    assert_eq!(out.status.code(), Some(2), "clap's usage error status");
+    assert!(out.stdout.is_empty());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("--bogus"), "{stderr}");
+
+    let out = run(cli().args(["--port", "not-a-port", "--username", "u"]));
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty());
+    assert!(
+        String::from_utf8(out.stderr).unwrap().contains("--port"),
+        "the offending flag is named"
+    );
+
+    let out = run(cli().args(["--username", "u"]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    assert!(
+        String::from_utf8(out.stderr)
+            .unwrap()
+            .contains("--hostname is required")
+    );
 }
