@@ -61,8 +61,12 @@ impl TokenGenerator {
     /// web identity, ECS, IMDS), loaded once.
     #[cfg(feature = "aws-config")]
     #[cfg_attr(docsrs, doc(cfg(feature = "aws-config")))]
+    ///
+    /// Nothing a token does not need is loaded up front: aws-config's HTTPS client (and the
+    /// system certificates it reads) is built only when a provider of the chain makes an
+    /// HTTPS call (ECS, IMDS, STS, SSO), never for environment or profile credentials.
     pub async fn from_env() -> Result<Self> {
-        let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let config = crate::aws_config_lazy::load(None).await;
         Self::from_sdk_config(&config)
     }
 
@@ -73,10 +77,7 @@ impl TokenGenerator {
     #[cfg(feature = "aws-config")]
     #[cfg_attr(docsrs, doc(cfg(feature = "aws-config")))]
     pub async fn from_env_for_region(region: &crate::Region) -> Result<Self> {
-        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new(region.as_str().to_owned()))
-            .load()
-            .await;
+        let config = crate::aws_config_lazy::load(Some(region)).await;
         Self::from_sdk_config(&config)
     }
 
