@@ -10,7 +10,9 @@
 //!
 //! [`LazyHttpsClient`] is the same default client, built on the first connection a
 //! provider actually opens (ECS, IMDS, STS for web identity or assume-role, SSO), and never
-//! otherwise. Every provider of the chain stays, in the same order, with the same client.
+//! otherwise. [`LazyDefaultChain`] goes one step further: the environment's credentials
+//! (the chain's first provider) are read without loading the rest of the chain at all.
+//! Every provider of the chain stays, in the same order, with the same client.
 
 use std::sync::OnceLock;
 
@@ -122,4 +124,61 @@ pub(crate) async fn load(region: Option<&crate::Region>) -> aws_config::SdkConfi
         loader = loader.region(aws_config::Region::new(region.as_str().to_owned()));
     }
     loader.load().await
+}
+
+/// The standard credentials chain, loaded when first asked, and only when the environment
+/// does not answer.
+///
+/// The chain's first provider is the environment's (`AWS_ACCESS_KEY_ID`,
+/// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`: a Lambda function's, a CI job's): when it
+/// answers, the chain answers the same without asking anyone else, so the rest (profile
+/// files, region, retry and FIPS settings, the IMDS, ECS, STS and SSO clients) is not
+/// loaded. Otherwise the whole chain is loaded once ([`load`]) and asked, environment
+/// first again, so every answer and every error is the chain's own.
+#[derive(Debug)]
+pub(crate) struct LazyDefaultChain {
+    region: Option<crate::Region>,
+    environment: aws_config::environment::EnvironmentVariableCredentialsProvider,
+    chain: tokio::sync::OnceCell<Option<aws_credential_types::provider::SharedCredentialsProvider>>,
+}
+
+impl LazyDefaultChain {
+    /// The chain, with `region` for its STS / SSO calls (else looked up when loaded).
+    pub(crate) fn new(region: Option<&crate::Region>) -> Self {
+        Self {
+            region: region.cloned(),
+            environment: aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
+            chain: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    async fn credentials(&self) -> aws_credential_types::provider::Result {
+        use aws_credential_types::provider::ProvideCredentials;
+        if let Ok(credentials) = self.environment.provide_credentials().await {
+            return Ok(credentials);
+        }
+        let chain = self
+            .chain
+            .get_or_init(|| async { load(self.region.as_ref()).await.credentials_provider() })
+            .await;
+        match chain {
+            Some(chain) => chain.provide_credentials().await,
+            None => Err(
+                aws_credential_types::provider::error::CredentialsError::not_loaded(
+                    "the AWS SDK config has no credentials provider",
+                ),
+            ),
+        }
+    }
+}
+
+impl aws_credential_types::provider::ProvideCredentials for LazyDefaultChain {
+    fn provide_credentials<'a>(
+        &'a self,
+    ) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        aws_credential_types::provider::future::ProvideCredentials::new(self.credentials())
+    }
 }
