@@ -106,7 +106,7 @@ struct TokenArgs {
     /// The region, e.g. us-east-1 (default: inferred from the hostname).
     #[arg(long)]
     region: Option<String>,
-    /// An Aurora DSQL token (`DbConnect`), e.g. --dsql --hostname <id>.dsql.us-east-1.on.aws.
+    /// An Aurora DSQL token (`DbConnect`), with a `<id>.dsql.<region>.on.aws` hostname.
     #[arg(long)]
     dsql: bool,
     /// With --dsql: a token for the `admin` role (`DbConnectAdmin`).
