@@ -24,8 +24,5 @@ if [ ${#need[@]} -gt 0 ]; then
     fi
 fi
 
-# tests/cli.rs runs target/<profile>/examples/rds-iam-token, which `--all-targets` alone
-# builds only in its test-harness form.
-cargo build --all-features --examples
 cargo test --all-features --all-targets
 cargo test --all-features --doc

@@ -68,9 +68,16 @@ impl TokenGenerator {
     /// web identity, ECS, IMDS), loaded once.
     #[cfg(feature = "aws-config")]
     #[cfg_attr(docsrs, doc(cfg(feature = "aws-config")))]
+    ///
+    /// Nothing a token does not need is loaded up front: when the environment holds
+    /// credentials (the chain's first provider, and a Lambda function's case) the rest of
+    /// the chain is never loaded; otherwise it is loaded at the first token, and
+    /// aws-config's HTTPS client (with the system certificates it reads) is built only when
+    /// a provider makes an HTTPS call (ECS, IMDS, STS, SSO).
     pub async fn from_env() -> Result<Self> {
-        let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        Self::from_sdk_config(&config)
+        Ok(Self::new(crate::aws_config_lazy::LazyDefaultChain::new(
+            None,
+        )))
     }
 
     /// Like [`from_env`](Self::from_env), with the region the AWS config would otherwise
@@ -80,11 +87,9 @@ impl TokenGenerator {
     #[cfg(feature = "aws-config")]
     #[cfg_attr(docsrs, doc(cfg(feature = "aws-config")))]
     pub async fn from_env_for_region(region: &crate::region::Region) -> Result<Self> {
-        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new(region.as_str().to_owned()))
-            .load()
-            .await;
-        Self::from_sdk_config(&config)
+        Ok(Self::new(crate::aws_config_lazy::LazyDefaultChain::new(
+            Some(region),
+        )))
     }
 
     /// A generator using the credentials provider of an already loaded AWS SDK config.

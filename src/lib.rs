@@ -86,6 +86,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_debug_implementations, unreachable_pub, rust_2018_idioms)]
 
+#[cfg(feature = "aws-config")]
+mod aws_config_lazy;
 mod cache;
 mod clock;
 #[cfg(any(feature = "postgres", feature = "mysql"))]

@@ -1,24 +1,16 @@
-//! The `rds-iam-token` example reproduces every botocore vector from environment credentials
-//! and `--signing-time`, and reports errors on stderr with a non-zero exit.
+//! The `rds-iam-token` command reproduces every botocore vector from environment credentials
+//! and `--signing-time`, documents every flag in `--help`, and reports errors on stderr with
+//! a non-zero exit.
 
 mod support;
 
-use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use support::vectors;
 
-/// `cargo test` builds the examples next to the test binaries: target/<profile>/examples.
+/// The binary Cargo built for this test (`required-features = ["cli"]`).
 fn cli() -> Command {
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
-    let path: PathBuf = profile_dir.join("examples").join("rds-iam-token");
-    assert!(
-        path.exists(),
-        "{} not built: run `cargo test` (it builds examples)",
-        path.display()
-    );
-    let mut cmd = Command::new(path);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rds-iam-token"));
     // Only what each test sets: no stray profile, region or credentials from the machine.
     cmd.env_clear()
         .env("HOME", "/nonexistent")
@@ -269,4 +261,197 @@ fn hostile_flag_values_are_refused() {
         assert!(out.stdout.is_empty(), "{shown:?}");
         assert!(stderr.contains(needle), "{shown:?}: {stderr}");
     }
+}
+
+#[test]
+fn help_lists_every_flag_with_an_example() {
+    let out = run(cli().arg("--help"));
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    for flag in [
+        "--hostname",
+        "--port",
+        "--username",
+        "--region",
+        "--dsql",
+        "--admin",
+        "--expires-in",
+        "--signing-time",
+        "--help",
+        "--version",
+    ] {
+        assert!(help.contains(flag), "{flag} missing from --help:\n{help}");
+    }
+    assert!(help.contains("Examples:"), "{help}");
+    assert!(
+        help.contains(
+            "rds-iam-token --hostname mydb.cluster-abc123.us-east-1.rds.amazonaws.com --port 5432 --username iam_user"
+        ),
+        "{help}"
+    );
+    assert!(help.contains("policy"), "the subcommand is listed: {help}");
+
+    let out = run(cli().args(["policy", "--help"]));
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    for flag in [
+        "--account",
+        "--resource-id",
+        "--username",
+        "--region",
+        "--dsql",
+        "--admin",
+    ] {
+        assert!(
+            help.contains(flag),
+            "{flag} missing from policy --help:\n{help}"
+        );
+    }
+    assert!(
+        help.contains("rds-iam-token policy --account 123456789012"),
+        "{help}"
+    );
+}
+
+#[test]
+fn a_bad_command_line_fails_on_stderr() {
+    let out = run(cli().args([
+        "--hostname",
+        "db.abc.us-east-1.rds.amazonaws.com",
+        "--bogus",
+    ]));
+    assert_eq!(out.status.code(), Some(2), "clap's usage error status");
+    assert!(out.stdout.is_empty());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("--bogus"), "{stderr}");
+
+    let out = run(cli().args(["--port", "not-a-port", "--username", "u"]));
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty());
+    assert!(
+        String::from_utf8(out.stderr).unwrap().contains("--port"),
+        "the offending flag is named"
+    );
+
+    let out = run(cli().args(["--username", "u"]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    assert!(
+        String::from_utf8(out.stderr)
+            .unwrap()
+            .contains("--hostname is required")
+    );
+}
+
+/// The first vector without a session token, and its token as the CLI must print it.
+fn plain_vector() -> vectors::Vector {
+    vectors::all()
+        .into_iter()
+        .find(|v| v.session_token.is_none() && !v.is_dsql())
+        .expect("a vector without session token")
+}
+
+fn token_args(cmd: &mut Command, v: &vectors::Vector) {
+    cmd.args(["--hostname", &v.hostname, "--region", &v.region])
+        .args(["--port", &v.port.unwrap().to_string()])
+        .args(["--username", v.username.as_deref().unwrap()])
+        .args(["--expires-in", &v.expires_in.to_string()])
+        .args(["--signing-time", &v.time_utc]);
+}
+
+#[test]
+fn credentials_from_a_profile_file() {
+    // The chain's profile provider (after the environment, which is empty here).
+    let v = plain_vector();
+    let dir = std::env::temp_dir().join(format!("rds-iam-token-profile-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let credentials = dir.join("credentials");
+    std::fs::write(
+        &credentials,
+        format!(
+            "[default]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+            v.access_key_id, v.secret_access_key
+        ),
+    )
+    .unwrap();
+    let mut cmd = cli();
+    cmd.env("AWS_SHARED_CREDENTIALS_FILE", &credentials)
+        .env("AWS_CONFIG_FILE", dir.join("config"));
+    token_args(&mut cmd, &v);
+    let out = run(&mut cmd);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap().trim_end(),
+        v.expected_token
+    );
+}
+
+#[test]
+fn credentials_over_http_from_the_container_endpoint() {
+    // The chain's ECS provider, served from loopback: the lazily built HTTP client of
+    // `from_env_for_region` is built and used when a provider does call out.
+    use std::io::{Read, Write};
+    // Container credentials always carry a session token.
+    let v = vectors::all()
+        .into_iter()
+        .find(|v| v.session_token.is_some() && !v.is_dsql())
+        .expect("a vector with a session token");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let body = format!(
+        r#"{{"AccessKeyId":"{}","SecretAccessKey":"{}","Token":"{}","Expiration":"2099-01-01T00:00:00Z"}}"#,
+        v.access_key_id,
+        v.secret_access_key,
+        v.session_token.as_deref().unwrap()
+    );
+    // Every connection is answered (the client may open more than one); the requests are
+    // collected for the assertions. The thread ends with the test process.
+    let (requests, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let mut stream = stream.unwrap();
+            let mut request = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = stream.read(&mut buf).unwrap_or(0);
+                if n == 0 {
+                    break;
+                }
+                request.extend_from_slice(&buf[..n]);
+            }
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.flush();
+            let _ = requests.send(String::from_utf8_lossy(&request).into_owned());
+        }
+    });
+    let mut cmd = cli();
+    cmd.env(
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        format!("http://127.0.0.1:{port}/credentials"),
+    );
+    token_args(&mut cmd, &v);
+    let out = run(&mut cmd);
+    let requests: Vec<String> = received.try_iter().collect();
+    assert!(
+        out.status.success(),
+        "{}\nrequests: {requests:?}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        requests.iter().all(|r| r.starts_with("GET /credentials ")),
+        "{requests:?}"
+    );
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap().trim_end(),
+        v.expected_token
+    );
 }

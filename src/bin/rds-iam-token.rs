@@ -1,17 +1,20 @@
 //! `rds-iam-token`: a drop-in for `aws rds generate-db-auth-token`, plus the IAM policy a
 //! role needs.
 //!
+//! Install with `cargo install rds-iam-auth --features cli`, or run from a checkout with
+//! `cargo run --features cli --bin rds-iam-token -- ARGS`.
+//!
 //! ```sh
 //! # A token (printed alone on stdout; credentials from the standard AWS chain):
-//! cargo run --example rds-iam-token -- \
+//! rds-iam-token \
 //!     --hostname mydb.cluster-abc123.us-east-1.rds.amazonaws.com --port 5432 --username iam_user
 //! # An Aurora DSQL admin token valid for an hour:
-//! cargo run --example rds-iam-token -- --dsql --admin --expires-in 3600 \
+//! rds-iam-token --dsql --admin --expires-in 3600 \
 //!     --hostname abcdefghijklmnopqrst123456.dsql.us-east-1.on.aws
 //! # Reproduce a token for a given time (to debug a signature mismatch):
-//! cargo run --example rds-iam-token -- ... --signing-time 2024-01-15T12:34:56Z
+//! rds-iam-token ... --signing-time 2024-01-15T12:34:56Z
 //! # The rds-db:connect policy for the function's role:
-//! cargo run --example rds-iam-token -- policy --account 123456789012 \
+//! rds-iam-token policy --account 123456789012 \
 //!     --resource-id cluster-ABCDEFGHIJKL0123456789 --username iam_user --region us-east-1
 //! ```
 //!
@@ -25,10 +28,53 @@ use clap::{Args, Parser, Subcommand};
 use rds_iam_auth::policy::{DsqlClusterArn, RdsDbUserArn, dsql_connect_policy, rds_connect_policy};
 use rds_iam_auth::{Endpoint, FixedClock, TokenGenerator, TokenRequest};
 
+/// Shown after the flags of `rds-iam-token --help`.
+const TOKEN_EXAMPLES: &str = "\
+Examples:
+  # A token for RDS / Aurora / RDS Proxy (region from the hostname), alone on stdout:
+  rds-iam-token --hostname mydb.cluster-abc123.us-east-1.rds.amazonaws.com --port 5432 --username iam_user
+  # Use it as the password:
+  PGPASSWORD=\"$(rds-iam-token --hostname mydb.cluster-abc123.us-east-1.rds.amazonaws.com --username iam_user)\" \\
+    psql \"host=mydb.cluster-abc123.us-east-1.rds.amazonaws.com user=iam_user sslmode=verify-full\"
+  # A hostname that does not name its region (a CNAME, a tunnel):
+  rds-iam-token --hostname db.internal.example.com --port 3306 --username app --region eu-west-1
+  # An Aurora DSQL admin token valid for an hour:
+  rds-iam-token --dsql --admin --expires-in 3600 --hostname abcdefghijklmnopqrst123456.dsql.us-east-1.on.aws
+  # Reproduce a token for a given time (to debug a signature mismatch):
+  rds-iam-token --hostname mydb.cluster-abc123.us-east-1.rds.amazonaws.com --username iam_user \\
+    --signing-time 2024-01-15T12:34:56Z
+  # The IAM policy a role needs (see `rds-iam-token policy --help`):
+  rds-iam-token policy --account 123456789012 --resource-id cluster-ABCDEFGHIJKL0123456789 \\
+    --username iam_user --region us-east-1
+
+Credentials come from the standard AWS chain: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY /
+AWS_SESSION_TOKEN, then AWS_PROFILE's profile (static, SSO, credential_process, assume-role),
+web identity, the ECS container endpoint, the EC2 instance metadata service.
+Errors go to stderr with exit status 1 (2 for a bad command line); stdout holds only the token.";
+
+/// Shown after the flags of `rds-iam-token policy --help`.
+const POLICY_EXAMPLES: &str = "\
+Examples:
+  # rds-db:connect for one user of one Aurora cluster (the cluster's resource id, not its name):
+  rds-iam-token policy --account 123456789012 --resource-id cluster-ABCDEFGHIJKL0123456789 \\
+    --username iam_user --region us-east-1
+  # Any user of an RDS instance in any region:
+  rds-iam-token policy --account 123456789012 --resource-id db-ABCDEFGHIJKL0123456789
+  # dsql:DbConnectAdmin on an Aurora DSQL cluster:
+  rds-iam-token policy --dsql --admin --account 123456789012 --resource-id abcdefghijklmnopqrst123456 \\
+    --region us-east-1";
+
 #[derive(Parser)]
 #[command(
     name = "rds-iam-token",
+    version,
     about = "Generate an IAM auth token for RDS, Aurora, RDS Proxy or Aurora DSQL",
+    long_about = "Generate an IAM database auth token for RDS, Aurora, RDS Proxy or Aurora DSQL \
+                  (a drop-in for `aws rds generate-db-auth-token` and \
+                  `aws dsql generate-db-connect-auth-token`), or print the IAM policy that \
+                  allows connecting. The token is signed locally: no network call is made \
+                  unless the credentials themselves come from a service (SSO, STS, ECS, IMDS).",
+    after_help = TOKEN_EXAMPLES,
     args_conflicts_with_subcommands = true
 )]
 struct Cli {
@@ -41,50 +87,52 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Print the IAM policy document that allows connecting.
+    #[command(after_help = POLICY_EXAMPLES)]
     Policy(PolicyArgs),
 }
 
 #[derive(Args)]
 struct TokenArgs {
-    /// The endpoint's DNS name (the name the token is signed for).
-    #[arg(long)]
+    /// The endpoint's DNS name (the name the token is signed for), e.g.
+    /// mydb.cluster-abc123.us-east-1.rds.amazonaws.com.
+    #[arg(long, value_name = "HOST")]
     hostname: Option<String>,
-    /// The endpoint's port (not part of DSQL tokens).
+    /// The endpoint's port, e.g. 3306 (not part of DSQL tokens).
     #[arg(long, default_value_t = 5432)]
     port: u16,
-    /// The database user (for DSQL, the role; `admin` with --admin).
-    #[arg(long)]
+    /// The database user, e.g. iam_user (for DSQL, the role; `admin` with --admin).
+    #[arg(long, value_name = "USER")]
     username: Option<String>,
-    /// The region (default: inferred from the hostname).
+    /// The region, e.g. us-east-1 (default: inferred from the hostname).
     #[arg(long)]
     region: Option<String>,
-    /// An Aurora DSQL token (`DbConnect`).
+    /// An Aurora DSQL token (`DbConnect`), with a `<id>.dsql.<region>.on.aws` hostname.
     #[arg(long)]
     dsql: bool,
     /// With --dsql: a token for the `admin` role (`DbConnectAdmin`).
     #[arg(long, requires = "dsql")]
     admin: bool,
-    /// Token lifetime in seconds (RDS: at most 900; DSQL: at most 604800).
-    #[arg(long, default_value_t = 900)]
+    /// Token lifetime in seconds, e.g. 300 (RDS: at most 900; DSQL: at most 604800).
+    #[arg(long, default_value_t = 900, value_name = "SECONDS")]
     expires_in: u64,
-    /// Sign as of this time (RFC 3339, e.g. 2024-01-15T12:34:56Z) instead of now.
-    #[arg(long)]
+    /// Sign as of this time (RFC 3339) instead of now, e.g. 2024-01-15T12:34:56Z.
+    #[arg(long, value_name = "TIME")]
     signing_time: Option<String>,
 }
 
 #[derive(Args)]
 struct PolicyArgs {
-    /// The AWS account id (12 digits, or `*`).
+    /// The AWS account id, e.g. 123456789012 (12 digits, or `*`).
     #[arg(long)]
     account: String,
     /// The DbiResourceId / DbClusterResourceId / proxy id (`db-...`, `cluster-...`,
-    /// `prx-...`), or the DSQL cluster id with --dsql.
-    #[arg(long)]
+    /// `prx-...`), or the DSQL cluster id with --dsql, e.g. cluster-ABCDEFGHIJKL0123456789.
+    #[arg(long, value_name = "ID")]
     resource_id: String,
-    /// The database user (`*` for all); not used with --dsql.
-    #[arg(long, default_value = "*")]
+    /// The database user, e.g. iam_user (`*` for all); not used with --dsql.
+    #[arg(long, default_value = "*", value_name = "USER")]
     username: String,
-    /// The region (or `*`).
+    /// The region, e.g. us-east-1 (or `*`).
     #[arg(long, default_value = "*")]
     region: String,
     /// A DSQL policy (`dsql:DbConnect`).
