@@ -88,12 +88,13 @@ mod tls;
 mod token;
 
 pub use cache::{
-    CacheStats, DEFAULT_FAILURE_GRACE, DEFAULT_REFRESH_AHEAD_PERCENT, DEFAULT_REFRESH_MARGIN,
-    TokenCache, TokenCacheBuilder,
+    CacheStats, DEFAULT_FAILURE_GRACE, DEFAULT_MAX_KEYS, DEFAULT_REFRESH_AHEAD_PERCENT,
+    DEFAULT_REFRESH_MARGIN, TokenCache, TokenCacheBuilder,
 };
 pub use clock::{Clock, FixedClock, SharedClock, SystemClock};
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 pub use connector::{DEFAULT_CONNECT_TIMEOUT, ENV_DATABASE, ENV_ENDPOINT, ENV_USER};
+pub use credentials::DEFAULT_CREDENTIALS_TIMEOUT;
 pub use endpoint::{Endpoint, infer_region};
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 pub use error::Engine;
