@@ -2,14 +2,22 @@
 //!
 //! aws-config's default chain does not cache: every call may go to IMDS, the ECS agent or
 //! STS. Tokens are minted locally and often, so the generator keeps the last credentials
-//! and asks the provider again only when they are about to expire. One caller refreshes;
-//! concurrent callers wait for that refresh instead of starting their own.
+//! and asks the provider again only when they are about to expire. One caller resolves;
+//! concurrent callers wait for that resolution and share its outcome, failure included.
+//!
+//! Every resolution is bounded by a timeout (a hung metadata service must not hang a
+//! connection), and a failure is remembered for a backoff step (1 s, doubling to 30 s,
+//! reset on success) so that an outage is not answered with a flood of provider calls.
 
 use std::fmt;
-use std::sync::{Arc, RwLock};
+use std::future::Future;
+use std::pin::pin;
+use std::sync::{Arc, Mutex, RwLock};
+use std::task::Poll;
 use std::time::{Duration, SystemTime};
 
 use aws_credential_types::Credentials;
+use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 
 use crate::clock::Clock;
@@ -21,23 +29,95 @@ pub(crate) const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(5 * 60);
 /// Credentials without an expiry (static keys, some profiles) are re-resolved this often,
 /// so that an edited profile or rotated environment is picked up.
 pub(crate) const NO_EXPIRY_REUSE: Duration = Duration::from_secs(15 * 60);
+/// Default bound on one credentials resolution: aws-config bounds its own credential loads
+/// at 5 s, and a resolution that takes longer is as good as hung for a connection waiting.
+pub const DEFAULT_CREDENTIALS_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A credentials provider with a memory.
+/// A provider with a memory.
 #[derive(Clone)]
 pub(crate) struct CachedCredentials {
     provider: SharedCredentialsProvider,
+    timeout: Duration,
     state: Arc<State>,
 }
 
 struct State {
+    /// What the fast path reads.
     current: RwLock<Option<Entry>>,
+    /// Held by the one caller resolving.
     refresh: tokio::sync::Mutex<()>,
+    /// The outcome of the last resolution, for the callers that queued behind it.
+    last: Mutex<Last>,
 }
 
 #[derive(Clone)]
 struct Entry {
     credentials: Credentials,
     reuse_until: SystemTime,
+    /// Which resolution produced them (1, 2, ...): lets a rejected token's report forget
+    /// only the credentials that signed it, not newer ones.
+    generation: u64,
+}
+
+#[derive(Default)]
+struct Last {
+    /// Resolutions completed so far (a caller that saw fewer queued behind the last one).
+    attempts: u64,
+    outcome: Option<std::result::Result<Entry, Error>>,
+    failures: Backoff,
+}
+
+/// The memory of consecutive failures: no new attempt before `retry_at`.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Backoff {
+    retry_at: Option<SystemTime>,
+    consecutive: u32,
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_secs(1);
+    const MAX: Duration = Duration::from_secs(30);
+
+    /// After a failure at `now`: the next attempt waits 1 s, then 2, 4, ... up to 30 s.
+    pub(crate) fn failed(&mut self, now: SystemTime) {
+        let step = Self::FIRST
+            .checked_mul(1 << self.consecutive.min(5))
+            .map_or(Self::MAX, |d| d.min(Self::MAX));
+        self.consecutive = self.consecutive.saturating_add(1);
+        self.retry_at = Some(now.checked_add(step).unwrap_or(now));
+    }
+
+    pub(crate) fn succeeded(&mut self) {
+        *self = Self::default();
+    }
+
+    /// Lets the next attempt go ahead at once (after a rejected token), keeping the step.
+    pub(crate) fn release(&mut self) {
+        self.retry_at = None;
+    }
+
+    /// `true` while a remembered failure holds new attempts back.
+    pub(crate) fn holds(&self, now: SystemTime) -> bool {
+        self.retry_at.is_some_and(|at| now < at)
+    }
+}
+
+/// A copy of an error that a signing attempt returned, for every caller that shares the
+/// attempt's outcome (errors are not `Clone`; these are the ones an attempt can return).
+pub(crate) fn share_error(error: &Error) -> Error {
+    match error {
+        Error::Credentials(source) => Error::Credentials(source.clone()),
+        Error::CredentialsTimeout { timeout } => Error::CredentialsTimeout { timeout: *timeout },
+        Error::CredentialsExpired { expired_at } => Error::CredentialsExpired {
+            expired_at: *expired_at,
+        },
+        Error::CredentialsExpiring { expires_at, margin } => Error::CredentialsExpiring {
+            expires_at: *expires_at,
+            margin: *margin,
+        },
+        Error::InvalidSigningTime(at) => Error::InvalidSigningTime(*at),
+        other => Error::Credentials(Arc::new(CredentialsError::unhandled(other.to_string()))),
+    }
 }
 
 impl fmt::Debug for CachedCredentials {
@@ -45,61 +125,135 @@ impl fmt::Debug for CachedCredentials {
         // `Credentials`' own Debug redacts the secret; only the provider is shown here.
         f.debug_struct("CachedCredentials")
             .field("provider", &self.provider)
+            .field("timeout", &self.timeout)
             .finish_non_exhaustive()
     }
 }
 
 impl CachedCredentials {
-    pub(crate) fn new(provider: SharedCredentialsProvider) -> Self {
+    pub(crate) fn new(provider: SharedCredentialsProvider, timeout: Duration) -> Self {
         Self {
             provider,
+            timeout,
             state: Arc::new(State {
                 current: RwLock::new(None),
                 refresh: tokio::sync::Mutex::new(()),
+                last: Mutex::new(Last::default()),
             }),
         }
     }
 
-    /// Credentials valid at `clock.now()` with at least the refresh margin left,
-    /// from memory when possible.
-    pub(crate) async fn get(&self, clock: &dyn Clock) -> Result<Credentials> {
-        if let Some(c) = self.fresh(clock.now()) {
-            return Ok(c);
-        }
-        let _single_flight = self.state.refresh.lock().await;
-        // Someone else may have refreshed while this caller waited for the lock.
-        if let Some(c) = self.fresh(clock.now()) {
-            return Ok(c);
-        }
-        let credentials = self
-            .provider
-            .provide_credentials()
-            .await
-            .map_err(Error::Credentials)?;
+    /// Credentials valid at `clock.now()`, from memory when possible, with the generation
+    /// of the resolution that produced them.
+    pub(crate) async fn get(&self, clock: &dyn Clock) -> Result<(Credentials, u64)> {
         let now = clock.now();
-        let reuse_until = match credentials.expiry() {
-            // Credentials with less than the margin left are used for this call only.
-            Some(expiry) => expiry.checked_sub(REFRESH_BEFORE_EXPIRY).unwrap_or(expiry),
-            None => now + NO_EXPIRY_REUSE,
+        if let Some(c) = self.fresh(now) {
+            return Ok(c);
+        }
+        let ticket = {
+            let last = self.last();
+            if last.failures.holds(now)
+                && let Some(Err(error)) = &last.outcome
+            {
+                return Err(share_error(error));
+            }
+            last.attempts
         };
-        *self.write() = Some(Entry {
-            credentials: credentials.clone(),
-            reuse_until,
-        });
-        Ok(credentials)
+        let _single_flight = self.state.refresh.lock().await;
+        let now = clock.now();
+        if let Some(c) = self.fresh(now) {
+            return Ok(c);
+        }
+        {
+            // A resolution completed while this caller queued: its outcome is this caller's,
+            // also when it failed or its credentials are too short-lived to remember.
+            let last = self.last();
+            if last.attempts != ticket {
+                match &last.outcome {
+                    Some(Ok(e)) if e.credentials.expiry().is_none_or(|x| now < x) => {
+                        return Ok((e.credentials.clone(), e.generation));
+                    }
+                    Some(Err(error)) => return Err(share_error(error)),
+                    _ => {}
+                }
+            }
+        }
+        let resolved = self.resolve().await;
+        let now = clock.now();
+        let mut last = self.last();
+        last.attempts += 1;
+        match resolved {
+            Ok(credentials) => {
+                let reuse_until = match credentials.expiry() {
+                    // Credentials with less than the margin left are not remembered.
+                    Some(expiry) => expiry.checked_sub(REFRESH_BEFORE_EXPIRY).unwrap_or(expiry),
+                    None => now.checked_add(NO_EXPIRY_REUSE).unwrap_or(now),
+                };
+                let entry = Entry {
+                    credentials: credentials.clone(),
+                    reuse_until,
+                    generation: last.attempts,
+                };
+                last.failures.succeeded();
+                last.outcome = Some(Ok(entry.clone()));
+                *self.write() = Some(entry);
+                Ok((credentials, last.attempts))
+            }
+            Err(error) => {
+                tracing::warn!(%error, "resolving AWS credentials failed");
+                last.failures.failed(now);
+                last.outcome = Some(Err(share_error(&error)));
+                Err(error)
+            }
+        }
     }
 
-    /// Forgets the remembered credentials: the next [`get`](Self::get) asks the provider.
+    /// One provider call, bounded by the timeout. A provider that answers at once (static
+    /// keys, a provider with its own cache) arms no timer.
+    async fn resolve(&self) -> Result<Credentials> {
+        let mut call = pin!(self.provider.provide_credentials());
+        let first = std::future::poll_fn(|cx| Poll::Ready(call.as_mut().poll(cx))).await;
+        let answer = match first {
+            Poll::Ready(answer) => answer,
+            Poll::Pending => tokio::time::timeout(self.timeout, call)
+                .await
+                .map_err(|_| Error::CredentialsTimeout {
+                    timeout: self.timeout,
+                })?,
+        };
+        answer.map_err(|e| Error::Credentials(Arc::new(e)))
+    }
+
+    /// Forgets every remembered credentials: the next [`get`](Self::get) asks the provider.
     pub(crate) fn invalidate(&self) {
-        *self.write() = None;
+        self.invalidate_up_to(u64::MAX);
     }
 
-    fn fresh(&self, now: SystemTime) -> Option<Credentials> {
+    /// Forgets the remembered credentials if they come from resolution `generation` or an
+    /// earlier one (those that signed a rejected token), and lets the next resolution go
+    /// ahead at once even after a failure: a rejection is news the backoff did not know.
+    /// Reports about older credentials than the current ones change nothing.
+    pub(crate) fn invalidate_up_to(&self, generation: u64) {
+        let mut current = self.write();
+        if current.as_ref().is_none_or(|e| e.generation <= generation) {
+            *current = None;
+            drop(current);
+            let mut last = self.last();
+            last.failures.release();
+            last.outcome = None;
+        }
+    }
+
+    fn fresh(&self, now: SystemTime) -> Option<(Credentials, u64)> {
         let guard = self.state.current.read().unwrap_or_else(|p| p.into_inner());
         guard
             .as_ref()
             .filter(|e| now < e.reuse_until)
-            .map(|e| e.credentials.clone())
+            .map(|e| (e.credentials.clone(), e.generation))
+    }
+
+    fn last(&self) -> std::sync::MutexGuard<'_, Last> {
+        self.state.last.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, Option<Entry>> {
@@ -147,7 +301,10 @@ mod tests {
             expiry,
         };
         (
-            CachedCredentials::new(SharedCredentialsProvider::new(provider)),
+            CachedCredentials::new(
+                SharedCredentialsProvider::new(provider),
+                DEFAULT_CREDENTIALS_TIMEOUT,
+            ),
             calls,
         )
     }
@@ -200,7 +357,7 @@ mod tests {
             })
             .collect();
         for t in tasks {
-            assert_eq!(t.await.unwrap().access_key_id(), "AKID0");
+            assert_eq!(t.await.unwrap().0.access_key_id(), "AKID0");
         }
         assert_eq!(calls.load(Ordering::SeqCst), 1);
     }

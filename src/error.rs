@@ -2,6 +2,7 @@
 
 #[cfg(feature = "tls")]
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use aws_credential_types::provider::error::CredentialsError;
@@ -122,7 +123,10 @@ pub enum Error {
         "could not load AWS credentials: check the environment (AWS_ACCESS_KEY_ID, \
          AWS_PROFILE, the execution role) and that the role may be assumed"
     )]
-    Credentials(#[source] CredentialsError),
+    ///
+    /// The provider's error is shared (`Arc`): every caller that waited on the same
+    /// resolution gets it.
+    Credentials(#[source] Arc<CredentialsError>),
 
     /// The credentials had already expired when the token was to be signed.
     #[error(
@@ -315,6 +319,31 @@ pub enum Error {
         endpoint: String,
         /// The configured timeout.
         timeout: Duration,
+    },
+
+    /// The credentials provider did not answer within the credentials timeout.
+    #[error(
+        "the AWS credentials provider did not answer within {timeout:?} (a hung metadata service, \
+         STS or SSO endpoint?): check the network path to it, or raise \
+         `TokenGenerator::builder(provider).credentials_timeout(...)`"
+    )]
+    CredentialsTimeout {
+        /// The configured credentials timeout.
+        timeout: Duration,
+    },
+
+    /// The credentials provider returned credentials that expire within the token cache's
+    /// refresh margin: a token signed with them would be refused soon after it is handed out.
+    #[error(
+        "the AWS credentials expire at {expires_at:?}, within the token cache's refresh margin of \
+         {margin:?}: the credentials provider returned nearly expired credentials (a stale \
+         provider-side cache?) or the clock is wrong; retried with backoff"
+    )]
+    CredentialsExpiring {
+        /// When the credentials expire.
+        expires_at: SystemTime,
+        /// The cache's refresh margin.
+        margin: Duration,
     },
 }
 

@@ -1,6 +1,7 @@
 //! The token generator: credentials provider + clock + signer.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 
@@ -56,6 +57,7 @@ impl TokenGenerator {
         TokenGeneratorBuilder {
             provider: SharedCredentialsProvider::new(provider),
             clock: None,
+            credentials_timeout: None,
         }
     }
 
@@ -97,19 +99,28 @@ impl TokenGenerator {
     #[cfg_attr(docsrs, doc(cfg(feature = "aws-config")))]
     pub fn from_sdk_config(config: &aws_config::SdkConfig) -> Result<Self> {
         let provider = config.credentials_provider().ok_or_else(|| {
-            Error::Credentials(
+            Error::Credentials(Arc::new(
                 aws_credential_types::provider::error::CredentialsError::not_loaded(
                     "the AWS SDK config has no credentials provider",
                 ),
-            )
+            ))
         })?;
         Ok(Self::new(provider))
     }
 
     /// Mints a token for `request`, signed now.
+    ///
+    /// Resolving credentials is bounded by the credentials timeout (5 s by default, see
+    /// [`TokenGeneratorBuilder::credentials_timeout`]).
     pub async fn generate(&self, request: &TokenRequest) -> Result<IamAuthToken> {
-        let credentials = self.credentials.get(self.clock.as_ref()).await?;
-        self.signer.sign(&credentials, request, self.clock.now())
+        let (credentials, generation) = self.credentials.get(self.clock.as_ref()).await?;
+        let token = self.signer.sign(&credentials, request, self.clock.now())?;
+        Ok(token.with_credentials_generation(generation))
+    }
+
+    /// The remembered credentials, for the token cache.
+    pub(crate) fn credentials(&self) -> &CachedCredentials {
+        &self.credentials
     }
 
     /// The same generator (sharing remembered credentials) with another clock.
@@ -135,6 +146,7 @@ impl TokenGenerator {
 pub struct TokenGeneratorBuilder {
     provider: SharedCredentialsProvider,
     clock: Option<SharedClock>,
+    credentials_timeout: Option<Duration>,
 }
 
 impl TokenGeneratorBuilder {
@@ -144,10 +156,26 @@ impl TokenGeneratorBuilder {
         self
     }
 
+    /// How long one credentials resolution may take before [`generate`](TokenGenerator::generate)
+    /// (and so `TokenCache::get`) fails with
+    /// [`Error::CredentialsTimeout`](crate::error::Error::CredentialsTimeout) (default
+    /// [`DEFAULT_CREDENTIALS_TIMEOUT`](crate::DEFAULT_CREDENTIALS_TIMEOUT), 5 s, as aws-config's
+    /// own). Every caller waiting on that resolution, whatever its cache key, gets the same
+    /// outcome. A timer is armed only for a provider that does not answer at once; it needs a
+    /// tokio runtime with time enabled.
+    pub fn credentials_timeout(mut self, timeout: Duration) -> Self {
+        self.credentials_timeout = Some(timeout);
+        self
+    }
+
     /// The generator.
     pub fn build(self) -> TokenGenerator {
         TokenGenerator {
-            credentials: CachedCredentials::new(self.provider),
+            credentials: CachedCredentials::new(
+                self.provider,
+                self.credentials_timeout
+                    .unwrap_or(crate::credentials::DEFAULT_CREDENTIALS_TIMEOUT),
+            ),
             clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
             signer: Arc::new(TokenSigner::new()),
         }

@@ -119,8 +119,8 @@ mod tls;
 mod token;
 
 pub use cache::{
-    CacheStats, DEFAULT_FAILURE_GRACE, DEFAULT_REFRESH_AHEAD_PERCENT, DEFAULT_REFRESH_MARGIN,
-    TokenCache, TokenCacheBuilder,
+    CacheStats, DEFAULT_FAILURE_GRACE, DEFAULT_MAX_KEYS, DEFAULT_REFRESH_AHEAD_PERCENT,
+    DEFAULT_REFRESH_MARGIN, TokenCache, TokenCacheBuilder,
 };
 pub use clock::{Clock, FixedClock, SharedClock, SystemClock};
 #[cfg(any(feature = "postgres", feature = "mysql"))]
@@ -128,6 +128,7 @@ pub use connector::{
     Connector, ConnectorBuilder, DEFAULT_CONNECT_TIMEOUT, Driver, ENV_CA_FILE, ENV_DATABASE,
     ENV_ENDPOINT, ENV_PORT, ENV_REGION, ENV_USER,
 };
+pub use credentials::DEFAULT_CREDENTIALS_TIMEOUT;
 pub use endpoint::{Endpoint, infer_region};
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 pub use error::Engine;

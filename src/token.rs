@@ -29,6 +29,9 @@ struct Inner {
     value: String,
     signed_at: SystemTime,
     expires_at: SystemTime,
+    /// Which credentials resolution signed it (0: unknown), so that the token cache can
+    /// tell, when a token is rejected, whether the current one shares its credentials.
+    credentials_generation: u64,
 }
 
 impl Drop for Inner {
@@ -44,17 +47,37 @@ impl IamAuthToken {
                 value,
                 signed_at,
                 expires_at,
+                credentials_generation: 0,
             }),
         }
     }
 
+    /// Stamps the credentials resolution that signed it (before the token is shared).
+    pub(crate) fn with_credentials_generation(mut self, generation: u64) -> Self {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.credentials_generation = generation,
+            None => {
+                self = self.duplicate();
+                return self.with_credentials_generation(generation);
+            }
+        }
+        self
+    }
+
+    pub(crate) fn credentials_generation(&self) -> u64 {
+        self.inner.credentials_generation
+    }
+
     /// The same token in an allocation of its own (its own reference count).
     pub(crate) fn duplicate(&self) -> Self {
-        Self::new(
-            self.inner.value.clone(),
-            self.inner.signed_at,
-            self.inner.expires_at,
-        )
+        Self {
+            inner: Arc::new(Inner {
+                value: self.inner.value.clone(),
+                signed_at: self.inner.signed_at,
+                expires_at: self.inner.expires_at,
+                credentials_generation: self.inner.credentials_generation,
+            }),
+        }
     }
 
     /// The token text, to pass as the database password.

@@ -1,7 +1,7 @@
 //! The token cache under a clock the tests move: margins, refresh ahead, credential expiry,
 //! failures with and without grace, invalidation, and concurrency.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -24,6 +24,9 @@ impl ManualClock {
     fn set(&self, secs_after_t0: u64) {
         *self.0.lock().unwrap() = UNIX_EPOCH + Duration::from_secs(T0 + secs_after_t0);
     }
+    fn advance(&self, secs: u64) {
+        *self.0.lock().unwrap() += Duration::from_secs(secs);
+    }
 }
 
 impl Clock for ManualClock {
@@ -43,6 +46,14 @@ struct TestProvider {
     entered: AtomicUsize,
     fail: AtomicBool,
     gate: Option<Semaphore>,
+    /// Never answer (a hung IMDS or STS).
+    hang: AtomicBool,
+    /// Take this long (tokio time) before answering.
+    delay_ms: AtomicU64,
+    /// Move the manual clock this far while the call is in flight (a slow provider).
+    advance_secs: AtomicU64,
+    /// Credentials expire this long after the call, when set (a stale provider).
+    validity_override_secs: AtomicU64,
 }
 
 impl ProvideCredentials for TestProvider {
@@ -55,11 +66,26 @@ impl ProvideCredentials for TestProvider {
             if let Some(gate) = &self.gate {
                 gate.acquire().await.unwrap().forget();
             }
+            if self.hang.load(Ordering::SeqCst) {
+                std::future::pending::<()>().await;
+            }
+            let delay = self.delay_ms.load(Ordering::SeqCst);
+            if delay > 0 {
+                tokio::time::sleep(Duration::from_millis(delay)).await;
+            }
+            let advance = self.advance_secs.load(Ordering::SeqCst);
+            if advance > 0 {
+                self.clock.advance(advance);
+            }
             let n = self.calls.fetch_add(1, Ordering::SeqCst);
             if self.fail.load(Ordering::SeqCst) {
                 return Err(CredentialsError::provider_error("STS is down"));
             }
-            let expiry = self.clock.now() + self.validity;
+            let validity = match self.validity_override_secs.load(Ordering::SeqCst) {
+                0 => self.validity,
+                secs => Duration::from_secs(secs),
+            };
+            let expiry = self.clock.now() + validity;
             Ok(Credentials::new(
                 format!("ASIA{n}"),
                 "secret",
@@ -93,6 +119,10 @@ fn fixture(
         entered: AtomicUsize::new(0),
         fail: AtomicBool::new(false),
         gate,
+        hang: AtomicBool::new(false),
+        delay_ms: AtomicU64::new(0),
+        advance_secs: AtomicU64::new(0),
+        validity_override_secs: AtomicU64::new(0),
     });
     let generator = TokenGenerator::builder(
         aws_credential_types::provider::SharedCredentialsProvider::new(SharedProvider(
@@ -251,8 +281,10 @@ async fn refresh_failure_within_grace_hands_out_the_current_token() {
     f.clock.set(231); // 9 s left: the error now
     let err = f.get().await.unwrap_err();
     assert!(matches!(err, Error::Credentials(_)), "{err:?}");
-    // Once the provider recovers, the next call signs.
+    // Once the provider recovers, the next call after the failure backoff (1 s, 2 s, then
+    // 4 s after this third failure in a row) signs.
     f.provider.fail.store(false, Ordering::SeqCst);
+    f.clock.set(235);
     assert!(!f.get().await.unwrap().same_token(&first));
 }
 
@@ -379,4 +411,309 @@ async fn clones_are_the_same_cache_and_debug_shows_no_token() {
         "{rendered}"
     );
     assert!(rendered.contains("hits"));
+}
+
+fn other_request() -> TokenRequest {
+    let endpoint = Endpoint::new("other.cluster-abc.us-east-1.rds.amazonaws.com", 5432).unwrap();
+    TokenRequest::rds(&endpoint, "iam_user").build().unwrap()
+}
+
+/// The messages along an error's `source()` chain.
+fn chain(error: &Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(s) = source {
+        text.push_str(" <- ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// Issue 13, finding 1: a provider that never answers ends `get` on every key, and
+/// `generate`, in a typed timeout after the default 5 s, one resolution shared by all.
+#[tokio::test]
+async fn a_hung_provider_ends_every_key_in_a_typed_timeout() {
+    let f = fixture(3600, None, |b| b);
+    f.provider.hang.store(true, Ordering::SeqCst);
+    let other = other_request();
+    let started = tokio::time::Instant::now();
+    let bound = Duration::from_secs(20);
+    let (a, b, c) = tokio::join!(
+        tokio::time::timeout(bound, f.cache.get(&f.request)),
+        tokio::time::timeout(bound, f.cache.get(&other)),
+        tokio::time::timeout(bound, f.cache.generator().generate(&other)),
+    );
+    for result in [a, b, c] {
+        let err = result.expect("still hung after 20 s").unwrap_err();
+        assert!(
+            matches!(err, Error::CredentialsTimeout { timeout } if timeout == Duration::from_secs(5)),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("5s"), "{err}");
+    }
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_secs(5) && elapsed < Duration::from_secs(10),
+        "{elapsed:?}"
+    );
+    assert_eq!(
+        f.provider.entered.load(Ordering::SeqCst),
+        1,
+        "one resolution shared by both keys and the generator"
+    );
+}
+
+/// Issue 13, finding 2: 1000 callers behind a failing attempt share its error (one provider
+/// call, not 1000 in a row); the failure is remembered with a growing backoff, reset on success.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_is_shared_by_all_waiters_and_remembered_with_backoff() {
+    let f = Arc::new(fixture(3600, None, |b| b));
+    f.provider.fail.store(true, Ordering::SeqCst);
+    f.provider.delay_ms.store(20, Ordering::SeqCst);
+    let started = tokio::time::Instant::now();
+    let tasks: Vec<_> = (0..1000)
+        .map(|_| {
+            let f = f.clone();
+            tokio::spawn(async move { f.get().await })
+        })
+        .collect();
+    let bounded = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut results = Vec::new();
+        for t in tasks {
+            results.push(t.await.unwrap());
+        }
+        results
+    });
+    for result in bounded.await.expect("1000 callers took over 10 s") {
+        let err = result.unwrap_err();
+        assert!(matches!(err, Error::Credentials(_)), "{err:?}");
+        assert!(chain(&err).contains("STS is down"), "{}", chain(&err));
+    }
+    assert_eq!(f.calls(), 1, "one provider call for 1000 waiters");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // Remembered: an immediate retry does not reach the provider.
+    assert!(matches!(f.get().await, Err(Error::Credentials(_))));
+    assert_eq!(f.calls(), 1);
+    // After the first step (1 s), one new attempt; then the step doubles (2 s).
+    f.clock.set(1);
+    assert!(f.get().await.is_err());
+    assert_eq!(f.calls(), 2);
+    f.clock.set(2);
+    assert!(f.get().await.is_err());
+    assert_eq!(f.calls(), 2, "2 s backoff after the second failure");
+    f.clock.set(3);
+    assert!(f.get().await.is_err());
+    assert_eq!(f.calls(), 3);
+    // Recovery resets the backoff.
+    f.provider.fail.store(false, Ordering::SeqCst);
+    f.clock.set(7);
+    let token = f.get().await.unwrap();
+    assert_eq!(f.calls(), 4);
+    assert!(f.get().await.unwrap().same_token(&token));
+}
+
+/// Issue 13, finding 3: a signing that starts with 55 s left and fails 60 s later must not
+/// hand out the token that expired meanwhile; nor may a refresh ahead that fails 90 s later.
+#[tokio::test]
+async fn a_slow_failure_never_hands_out_an_expired_token() {
+    // 240 s credentials: token expires at 240 s, hard deadline 180 s, soft deadline 158 s.
+    for (start, advance, zone) in [(185, 60, "expiring"), (170, 90, "refresh ahead")] {
+        let f = fixture(240, None, |b| b);
+        f.get().await.unwrap();
+        f.provider.fail.store(true, Ordering::SeqCst);
+        f.provider.advance_secs.store(advance, Ordering::SeqCst);
+        f.clock.set(start);
+        match f.get().await {
+            Ok(token) => panic!(
+                "{zone}: handed out a token expired at {:?}, now {:?}",
+                token.expires_at(),
+                f.clock.now()
+            ),
+            Err(err) => assert!(matches!(err, Error::Credentials(_)), "{zone}: {err:?}"),
+        }
+    }
+    // A refresh ahead that fails past the hard deadline, with the grace period left: the
+    // current token (the grace rules apply).
+    let f = fixture(240, None, |b| b);
+    let first = f.get().await.unwrap();
+    f.provider.fail.store(true, Ordering::SeqCst);
+    f.provider.advance_secs.store(15, Ordering::SeqCst);
+    f.clock.set(170);
+    let token = f.get().await.unwrap();
+    assert!(token.same_token(&first) && token.is_valid_at(f.clock.now()));
+}
+
+/// Issue 13, finding 4: credentials that expire within the margin are refused with a typed
+/// error, one signing and one provider call for 1000 callers; never a token under the margin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_expiring_within_the_margin_are_refused_once_for_all() {
+    let f = Arc::new(fixture(3600, None, |b| b));
+    f.provider
+        .validity_override_secs
+        .store(30, Ordering::SeqCst);
+    f.provider.delay_ms.store(20, Ordering::SeqCst);
+    let tasks: Vec<_> = (0..1000)
+        .map(|_| {
+            let f = f.clone();
+            tokio::spawn(async move { f.get().await })
+        })
+        .collect();
+    let bounded = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut results = Vec::new();
+        for t in tasks {
+            results.push(t.await.unwrap());
+        }
+        results
+    });
+    for result in bounded.await.expect("1000 callers took over 10 s") {
+        match result {
+            Ok(token) => panic!("handed out a token expiring at {:?}", token.expires_at()),
+            Err(err) => {
+                assert!(
+                    matches!(err, Error::CredentialsExpiring { margin, .. } if margin == Duration::from_secs(60)),
+                    "{err:?}"
+                );
+                assert!(err.to_string().contains("margin"), "{err}");
+            }
+        }
+    }
+    assert_eq!(f.calls(), 1, "one provider call for 1000 callers");
+    assert_eq!(f.cache.stats().refreshes, 0);
+}
+
+/// Issue 13, finding 5: no setting panics, however large.
+#[tokio::test]
+async fn out_of_range_settings_do_not_panic() {
+    // A margin longer than a token lives is read as half its lifetime (450 s of 900 s).
+    let f = fixture(3600, None, |b| {
+        b.failure_grace(Duration::MAX)
+            .refresh_margin(Duration::MAX)
+            .refresh_ahead_percent(u32::MAX)
+            .max_keys(0)
+    });
+    let first = f.get().await.unwrap();
+    f.clock.set(449);
+    assert!(f.get().await.unwrap().same_token(&first));
+    f.clock.set(451);
+    assert!(!f.get().await.unwrap().same_token(&first));
+    let f = fixture(240, None, |b| b.failure_grace(Duration::MAX));
+    f.get().await.unwrap();
+    f.provider.fail.store(true, Ordering::SeqCst);
+    f.clock.set(181); // past the hard deadline, a signing fails: no grace can be that long
+    assert!(matches!(f.get().await, Err(Error::Credentials(_))));
+    let generator = TokenGenerator::builder(Credentials::new("AKID", "secret", None, None, "test"))
+        .clock(ManualClock::new())
+        .build();
+    let cache = TokenCache::builder(generator)
+        .failure_grace(Duration::MAX)
+        .refresh_margin(Duration::MAX)
+        .build();
+    cache.get(&other_request()).await.unwrap();
+}
+
+/// Issue 13, finding 8: a token rejected after a refresh ahead replaced it still leads to a
+/// retry signed with freshly resolved credentials; further reports change nothing.
+#[tokio::test]
+async fn a_rejection_after_a_refresh_ahead_still_resolves_fresh_credentials() {
+    let f = fixture(3600, None, |b| b);
+    let rejected = f.get().await.unwrap();
+    f.clock.set(600); // soft zone: this call refreshes ahead with the remembered credentials
+    let refreshed = f.get().await.unwrap();
+    assert!(!refreshed.same_token(&rejected));
+    assert_eq!(f.calls(), 1);
+    // The connection that got `rejected` reports it now.
+    f.cache.invalidate(&f.request, &rejected);
+    let retry = f.get().await.unwrap();
+    assert!(!retry.same_token(&refreshed) && !retry.same_token(&rejected));
+    assert_eq!(
+        f.calls(),
+        2,
+        "the retry's token is signed with fresh credentials"
+    );
+    // More reports of either old token: no new signing.
+    f.cache.invalidate(&f.request, &rejected);
+    f.cache.invalidate(&f.request, &refreshed);
+    assert!(f.get().await.unwrap().same_token(&retry));
+    assert_eq!(f.calls(), 2);
+}
+
+/// Issue 13, finding 7: memory is bounded. Keys whose token expired are evicted, and a full
+/// cache evicts the keys whose tokens expire first, in batches (so a new key costs O(1)
+/// amortized, never a copy of the map), while held keys keep their tokens.
+#[tokio::test]
+async fn keys_are_evicted_when_expired_or_over_the_maximum() {
+    let f = fixture(3600, None, |b| b.max_keys(100));
+    let endpoint = Endpoint::new("mydb.cluster-abc.us-east-1.rds.amazonaws.com", 5432).unwrap();
+    let key = |i: usize| {
+        TokenRequest::rds(&endpoint, format!("user_{i}"))
+            .build()
+            .unwrap()
+    };
+    for i in 0..100 {
+        f.cache.get(&key(i)).await.unwrap();
+        f.clock.set(i as u64); // later keys expire later
+    }
+    assert_eq!(f.cache.stats().entries, 100);
+    assert_eq!(f.cache.stats().evictions, 0);
+    // One more: the cache sheds the eighth whose tokens expire first (keys 0..=12).
+    f.cache.get(&key(100)).await.unwrap();
+    let s = f.cache.stats();
+    assert!(s.entries <= 100 && s.entries >= 87, "{s:?}");
+    assert_eq!(s.evictions, 101 - s.entries);
+    let refreshes = s.refreshes;
+    f.cache.get(&key(99)).await.unwrap();
+    assert_eq!(f.cache.stats().refreshes, refreshes, "a recent key is kept");
+    f.cache.get(&key(0)).await.unwrap();
+    assert_eq!(
+        f.cache.stats().refreshes,
+        refreshes + 1,
+        "the oldest key was evicted"
+    );
+    // Once every token has expired, the next sweep drops them all.
+    f.clock.set(2000);
+    for i in 1000..1000 + 256 {
+        f.cache.get(&key(i)).await.unwrap();
+    }
+    let s = f.cache.stats();
+    assert!(s.entries <= 100, "{s:?}");
+    for i in 0..101 {
+        f.cache.refresh_at(&key(i)).inspect(|at| {
+            assert!(
+                *at > UNIX_EPOCH + Duration::from_secs(T0 + 2000),
+                "stale key {i} kept"
+            )
+        });
+    }
+}
+
+/// For background refreshers (issue 11): when to replace the token, and a wake-up when it is
+/// replaced or invalidated.
+#[tokio::test]
+async fn refresh_at_and_changed_tell_a_background_refresher_what_happened() {
+    let f = fixture(3600, None, |b| b);
+    assert_eq!(f.cache.refresh_at(&f.request), None);
+    let changed = f.cache.changed(&f.request);
+    let token = f.get().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), changed)
+        .await
+        .expect("a signing wakes `changed`, even before its first poll");
+    // 66% of 900 s.
+    assert_eq!(
+        f.cache.refresh_at(&f.request),
+        Some(UNIX_EPOCH + Duration::from_secs(T0 + 594))
+    );
+    let changed = f.cache.changed(&f.request);
+    let mut changed = std::pin::pin!(changed);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(20), changed.as_mut())
+            .await
+            .is_err(),
+        "nothing changed yet"
+    );
+    f.cache.invalidate(&f.request, &token);
+    tokio::time::timeout(Duration::from_secs(5), changed)
+        .await
+        .expect("an invalidation wakes `changed`");
+    assert_eq!(f.cache.refresh_at(&f.request), None);
 }

@@ -1,0 +1,686 @@
+//! The token cache: a valid token for free, refreshed ahead of expiry, signed once however
+//! many callers wait.
+//!
+//! Every connector and pool asks for a token at each new connection, often many at once,
+//! and RDS throttles floods of new IAM logins. The cache keeps one current token per
+//! [`TokenRequest`] and decides, on each call, between three zones of its life:
+//!
+//! - **fresh** (before the soft deadline, 2/3 of the lifetime by default): hand it out;
+//! - **refresh ahead** (after the soft deadline, while more than the refresh margin is left):
+//!   the first caller signs a new token; everyone else keeps getting the current one;
+//! - **expiring** (less than the margin left, 60 s by default) or empty: callers wait on one
+//!   shared signing.
+//!
+//! No background task is needed to stay correct: a process frozen between invocations (AWS
+//! Lambda) finds its token expired and waits for one signing. The lifetime already accounts
+//! for the signing credentials' expiry ([`IamAuthToken::expires_at`]), so a token signed
+//! with credentials about to expire is replaced before they do.
+//!
+//! **When a signing fails**, every caller that waited on it gets its error (one provider call
+//! however many wait), and the failure is remembered for a backoff step (1 s, doubling to
+//! 30 s, reset on success): callers meanwhile get the same error at once. The current token is
+//! handed out instead while, at the time the attempt ended, it is before its hard deadline (a
+//! failed refresh ahead) or still valid for at least the grace period (10 s by default).
+//! Credentials that expire within the margin are refused
+//! ([`Error::CredentialsExpiring`]), not signed into a token that would die under it.
+//!
+//! **Memory** is bounded: at most [`DEFAULT_MAX_KEYS`] keys (configurable); keys whose token
+//! has expired are evicted, and when the cache is full the keys whose tokens expire first
+//! (those no caller has refreshed for longest) go, an eighth at a time.
+
+mod hot;
+
+use std::fmt;
+use std::future::Future;
+use std::hash::BuildHasherDefault;
+use std::pin::pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwapOption;
+use tokio::sync::Notify;
+
+use crate::credentials::{Backoff, share_error};
+use crate::error::{Error, Result};
+use crate::generator::TokenGenerator;
+use crate::request::TokenRequest;
+use crate::token::IamAuthToken;
+use hot::{PrecomputedHash, ShardedCounter, TokenCopies, shard_index};
+
+/// Default: never hand out a token with less than this left.
+pub const DEFAULT_REFRESH_MARGIN: Duration = Duration::from_secs(60);
+/// Default: on a failed refresh, keep handing out the current token while this much is left.
+pub const DEFAULT_FAILURE_GRACE: Duration = Duration::from_secs(10);
+/// Default: refresh ahead once this fraction of the lifetime has passed (in percent).
+pub const DEFAULT_REFRESH_AHEAD_PERCENT: u32 = 66;
+/// Default: the most keys (distinct [`TokenRequest`]s) the cache holds. A key costs about
+/// 8 KB (a token and its per-thread copies): 4096 keys, about 32 MB at most.
+pub const DEFAULT_MAX_KEYS: usize = 4096;
+
+/// A new key triggers a sweep for expired keys once this many (or as many as the cache
+/// holds, if more) were added since the last one: sweeps cost O(1) per key added.
+const SWEEP_EVERY: usize = 256;
+
+/// A shared cache of IAM auth tokens. Clones are the same cache.
+///
+/// ```
+/// use rds_iam_auth::{Credentials, Endpoint, TokenCache, TokenGenerator, TokenRequest};
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let generator = TokenGenerator::new(Credentials::new("AKIDEXAMPLE", "secret", None, None, "example"));
+/// let cache = TokenCache::new(generator);
+/// let endpoint = Endpoint::new("mydb.cluster-abc.us-east-1.rds.amazonaws.com", 5432)?;
+/// let request = TokenRequest::rds(&endpoint, "iam_user").build()?;
+/// let first = cache.get(&request).await?;
+/// let second = cache.get(&request).await?;
+/// assert!(first.same_token(&second)); // one signing
+/// assert_eq!(cache.stats().misses, 1);
+/// # Ok::<(), rds_iam_auth::Error>(())
+/// # }).unwrap();
+/// ```
+#[derive(Clone)]
+pub struct TokenCache {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    generator: TokenGenerator,
+    config: CacheConfig,
+    /// One slot per request. A concurrent map: the hit path reads it without a lock, and a
+    /// new key or an eviction changes one entry, never copying the map.
+    slots: papaya::HashMap<TokenRequest, Arc<Slot>, BuildHasherDefault<PrecomputedHash>>,
+    inserted_since_sweep: AtomicUsize,
+    sweeping: Mutex<()>,
+    counters: Counters,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct CacheConfig {
+    refresh_margin: Duration,
+    failure_grace: Duration,
+    refresh_ahead_percent: u32,
+    max_keys: usize,
+}
+
+/// One request's token and the machinery to replace it once.
+struct Slot {
+    /// What the hit path reads; replaced on its own, without touching the map.
+    current: ArcSwapOption<Cached>,
+    /// Held while signing: callers that must wait, wait here, and share the outcome.
+    signing: tokio::sync::Mutex<()>,
+    /// Claimed by the one caller that refreshes ahead.
+    refreshing_ahead: AtomicBool,
+    attempts: Mutex<Attempts>,
+    /// Bumped, and `changed` notified, whenever `current` is replaced or dropped.
+    changes: AtomicU64,
+    changed: Notify,
+}
+
+/// The outcome of the slot's signing attempts, for the callers that queued behind one.
+#[derive(Default)]
+struct Attempts {
+    completed: u64,
+    /// The last attempt's error, while it is remembered.
+    failure: Option<Error>,
+    backoff: Backoff,
+}
+
+struct Cached {
+    token: IamAuthToken,
+    copies: TokenCopies,
+    /// After this, refresh ahead.
+    soft_deadline: SystemTime,
+    /// After this, the token is no longer handed out (expiry minus the margin).
+    hard_deadline: SystemTime,
+}
+
+/// What the cache has done so far. Read with [`TokenCache::stats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CacheStats {
+    /// Calls answered with a cached token, without signing.
+    pub hits: u64,
+    /// Calls that found no usable token and waited for a signing.
+    pub misses: u64,
+    /// Tokens signed (ahead of time or on a miss).
+    pub refreshes: u64,
+    /// Signings that failed.
+    pub refresh_failures: u64,
+    /// Tokens dropped after the database rejected them.
+    pub invalidations: u64,
+    /// Keys held now.
+    pub entries: u64,
+    /// Keys evicted: expired, or the least recently refreshed when the cache was full.
+    pub evictions: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    hits: ShardedCounter,
+    misses: AtomicU64,
+    refreshes: AtomicU64,
+    refresh_failures: AtomicU64,
+    invalidations: AtomicU64,
+    evictions: AtomicU64,
+}
+
+impl TokenCache {
+    /// A cache over `generator` with the default margins.
+    pub fn new(generator: TokenGenerator) -> Self {
+        Self::builder(generator).build()
+    }
+
+    /// A builder to set the margins.
+    pub fn builder(generator: TokenGenerator) -> TokenCacheBuilder {
+        TokenCacheBuilder {
+            generator,
+            config: CacheConfig {
+                refresh_margin: DEFAULT_REFRESH_MARGIN,
+                failure_grace: DEFAULT_FAILURE_GRACE,
+                refresh_ahead_percent: DEFAULT_REFRESH_AHEAD_PERCENT,
+                max_keys: DEFAULT_MAX_KEYS,
+            },
+        }
+    }
+
+    /// A token for `request` with more than the refresh margin left.
+    ///
+    /// Ends within the generator's credentials timeout (5 s by default) plus signing time:
+    /// a hung credentials provider yields [`Error::CredentialsTimeout`].
+    pub async fn get(&self, request: &TokenRequest) -> Result<IamAuthToken> {
+        let now = self.now();
+        if let Some(token) = self.fresh_token(request, now) {
+            return Ok(token);
+        }
+        let slot = self.slot(request);
+        match slot.current() {
+            // Another caller signed it since the fast path looked.
+            Some(cached) if now < cached.soft_deadline => {
+                self.inner.counters.hits.increment();
+                Ok(cached.token.clone())
+            }
+            Some(cached) if now < cached.hard_deadline => {
+                self.refresh_ahead(&slot, request, &cached).await
+            }
+            _ => self.wait_for_signing(&slot, request).await,
+        }
+    }
+
+    /// Reports that the database refused `rejected`: the next [`get`](Self::get) returns a
+    /// token signed with credentials resolved after the ones that signed `rejected`.
+    ///
+    /// That holds even if the token was already replaced (a refresh ahead between the
+    /// connection's `get` and its login): a current token signed with the same credentials
+    /// is dropped too. Reports about a token whose successor already has newer credentials
+    /// are ignored, so however many connections report the same token, it causes one
+    /// credentials resolution and one new signing. An invalidation also lifts a remembered
+    /// failure's backoff for one new attempt: a rejection is news the backoff did not know.
+    ///
+    /// The connector's retry is `cache.invalidate(&request, &token)` then
+    /// `cache.get(&request)`.
+    pub fn invalidate(&self, request: &TokenRequest, rejected: &IamAuthToken) {
+        let rejected_generation = rejected.credentials_generation();
+        let credentials = self.inner.generator.credentials();
+        let slots = self.inner.slots.pin();
+        let Some(slot) = slots.get(request) else {
+            credentials.invalidate_up_to(rejected_generation);
+            return;
+        };
+        let current = slot.current.load_full();
+        let Some(cached) = current.as_ref().filter(|c| {
+            c.token.same_token(rejected) || c.token.credentials_generation() <= rejected_generation
+        }) else {
+            return; // already replaced with newer credentials: a late report
+        };
+        // Credentials first: once the token is gone, any caller may sign its successor, and
+        // it must not sign with the credentials that may be why the token was refused.
+        credentials
+            .invalidate_up_to(rejected_generation.max(cached.token.credentials_generation()));
+        let previous = slot.current.compare_and_swap(&current, None::<Arc<Cached>>);
+        let removed = matches!((&*previous, &current), (Some(a), Some(b)) if Arc::ptr_eq(a, b));
+        if removed {
+            slot.lock_attempts().backoff.release();
+            slot.touched();
+            self.inner
+                .counters
+                .invalidations
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::info!(
+                host = request.host(),
+                port = request.port(),
+                user = request.user(),
+                "IAM auth token rejected by the database; the next connection signs a new one"
+            );
+        }
+    }
+
+    /// When the current token for `request` should be replaced (its soft deadline), or
+    /// `None` if there is none. For a background refresher: sleep until then, or until
+    /// [`changed`](Self::changed), then call [`get`](Self::get).
+    pub fn refresh_at(&self, request: &TokenRequest) -> Option<SystemTime> {
+        let slots = self.inner.slots.pin();
+        let slot = slots.get(request)?;
+        slot.current.load().as_ref().map(|c| c.soft_deadline)
+    }
+
+    /// Completes when the token for `request` is next replaced, invalidated or evicted
+    /// after this call (not at the first poll: nothing in between is missed).
+    pub fn changed(&self, request: &TokenRequest) -> impl Future<Output = ()> + Send + 'static {
+        let slot = self.slot(request);
+        let seen = slot.changes.load(Ordering::Acquire);
+        async move {
+            loop {
+                let mut notified = pin!(slot.changed.notified());
+                notified.as_mut().enable();
+                if slot.changes.load(Ordering::Acquire) != seen {
+                    return;
+                }
+                notified.await;
+            }
+        }
+    }
+
+    /// Counters since the cache was created.
+    pub fn stats(&self) -> CacheStats {
+        let c = &self.inner.counters;
+        CacheStats {
+            hits: c.hits.sum(),
+            misses: c.misses.load(Ordering::Relaxed),
+            refreshes: c.refreshes.load(Ordering::Relaxed),
+            refresh_failures: c.refresh_failures.load(Ordering::Relaxed),
+            invalidations: c.invalidations.load(Ordering::Relaxed),
+            entries: self.inner.slots.len() as u64,
+            evictions: c.evictions.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The generator the cache signs with.
+    pub fn generator(&self) -> &TokenGenerator {
+        &self.inner.generator
+    }
+
+    fn now(&self) -> SystemTime {
+        self.inner.generator.clock().now()
+    }
+
+    /// The hit path: a lock-free map probe, one atomic load and a reference-count increment;
+    /// no allocation, and nothing shared is written but the token copy's count.
+    fn fresh_token(&self, request: &TokenRequest, now: SystemTime) -> Option<IamAuthToken> {
+        let slots = self.inner.slots.pin();
+        let current = slots.get(request)?.current.load();
+        let cached = current.as_ref().filter(|c| now < c.soft_deadline)?;
+        let shard = shard_index();
+        self.inner.counters.hits.increment_shard(shard);
+        Some(cached.copies.for_shard(shard))
+    }
+
+    /// The request's slot, created if new (which may sweep out expired keys).
+    fn slot(&self, request: &TokenRequest) -> Arc<Slot> {
+        let slots = self.inner.slots.pin();
+        if let Some(slot) = slots.get(request) {
+            return slot.clone();
+        }
+        let slot = slots
+            .get_or_insert_with(request.clone(), || Arc::new(Slot::new()))
+            .clone();
+        let len = slots.len();
+        drop(slots);
+        let added = self
+            .inner
+            .inserted_since_sweep
+            .fetch_add(1, Ordering::Relaxed)
+            + 1;
+        if len > self.inner.config.max_keys || added >= len.max(SWEEP_EVERY) {
+            self.sweep();
+        }
+        slot
+    }
+
+    /// Drops keys whose token has expired and that no caller holds; then, if the cache is
+    /// still over `max_keys`, the keys whose tokens expire first, down to 7/8 of the
+    /// maximum so that the next sweep is that many new keys away (O(1) per key, amortized).
+    fn sweep(&self) {
+        let Ok(_one_at_a_time) = self.inner.sweeping.try_lock() else {
+            return;
+        };
+        self.inner.inserted_since_sweep.store(0, Ordering::Relaxed);
+        let now = self.now();
+        let slots = self.inner.slots.pin();
+        let mut evicted = 0u64;
+        slots.retain(|_, slot| {
+            let expired = slot
+                .current
+                .load()
+                .as_ref()
+                .is_none_or(|c| !c.token.is_valid_at(now));
+            // The map's reference is the only one: no caller is signing or waiting here.
+            let evict = expired && Arc::strong_count(slot) == 1;
+            if evict {
+                slot.touched();
+                evicted += 1;
+            }
+            !evict
+        });
+        let max = self.inner.config.max_keys;
+        if slots.len() > max {
+            let target = max - max / 8;
+            // Slots a caller holds (signing, waiting, `changed`) are not candidates.
+            let mut by_expiry: Vec<(SystemTime, TokenRequest)> = slots
+                .iter()
+                .filter(|(_, slot)| Arc::strong_count(slot) == 1)
+                .map(|(key, slot)| (slot.expires_at(), key.clone()))
+                .collect();
+            let excess = slots.len().saturating_sub(target).min(by_expiry.len());
+            if excess > 0 && excess < by_expiry.len() {
+                by_expiry.select_nth_unstable_by_key(excess, |(at, _)| *at);
+            }
+            for (_, key) in by_expiry.iter().take(excess) {
+                if let Some(slot) = slots.remove(key) {
+                    slot.touched();
+                    evicted += 1;
+                }
+            }
+        }
+        self.inner
+            .counters
+            .evictions
+            .fetch_add(evicted, Ordering::Relaxed);
+    }
+
+    /// The soft zone: one caller signs, the others keep the current token.
+    async fn refresh_ahead(
+        &self,
+        slot: &Slot,
+        request: &TokenRequest,
+        cached: &Cached,
+    ) -> Result<IamAuthToken> {
+        let claimed = slot
+            .refreshing_ahead
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok();
+        if !claimed {
+            self.inner.counters.hits.increment();
+            return Ok(cached.token.clone());
+        }
+        // Released on every exit, also if the caller's future is dropped mid-signing.
+        let _claim = ClaimGuard(&slot.refreshing_ahead);
+        let _signing = slot.signing.lock().await;
+        // A caller that waited at expiry may have signed while this one waited for the lock.
+        let now = self.now();
+        if let Some(newer) = slot.current().filter(|c| now < c.soft_deadline) {
+            return Ok(newer.token.clone());
+        }
+        match self.attempt(slot, request).await {
+            Ok(token) => Ok(token),
+            Err(error) => self.after_failure(slot, request, error),
+        }
+    }
+
+    /// The hard zone or an empty slot: wait for the one signing in progress and share its
+    /// outcome, or sign.
+    async fn wait_for_signing(&self, slot: &Slot, request: &TokenRequest) -> Result<IamAuthToken> {
+        self.inner.counters.misses.fetch_add(1, Ordering::Relaxed);
+        let ticket = slot.lock_attempts().completed;
+        let _signing = slot.signing.lock().await;
+        // Whoever held the lock before may have signed what this caller needs...
+        let now = self.now();
+        if let Some(cached) = slot.current().filter(|c| now < c.hard_deadline) {
+            return Ok(cached.token.clone());
+        }
+        // ... or failed: then its error is this caller's too.
+        let shared = {
+            let attempts = slot.lock_attempts();
+            (attempts.completed != ticket)
+                .then(|| attempts.failure.as_ref().map(share_error))
+                .flatten()
+        };
+        let outcome = match shared {
+            Some(error) => Err(error),
+            None => self.attempt(slot, request).await,
+        };
+        outcome.or_else(|error| self.after_failure(slot, request, error))
+    }
+
+    /// One signing attempt (the caller holds the slot's `signing` lock), unless a remembered
+    /// failure still holds attempts back: then that failure.
+    async fn attempt(&self, slot: &Slot, request: &TokenRequest) -> Result<IamAuthToken> {
+        {
+            let attempts = slot.lock_attempts();
+            if attempts.backoff.holds(self.now())
+                && let Some(error) = &attempts.failure
+            {
+                return Err(share_error(error));
+            }
+        }
+        let signed = self.inner.generator.generate(request).await;
+        // The deadlines are judged at the time the attempt ended, not when it began.
+        let now = self.now();
+        let outcome = signed.and_then(|token| self.deadlines(request, token, now));
+        let mut attempts = slot.lock_attempts();
+        attempts.completed += 1;
+        match outcome {
+            Ok(cached) => {
+                attempts.failure = None;
+                attempts.backoff.succeeded();
+                drop(attempts);
+                self.inner
+                    .counters
+                    .refreshes
+                    .fetch_add(1, Ordering::Relaxed);
+                let token = cached.token.clone();
+                tracing::debug!(host = request.host(), user = request.user(), expires_at = ?token.expires_at(), "signed a new IAM auth token");
+                slot.current.store(Some(Arc::new(cached)));
+                slot.touched();
+                Ok(token)
+            }
+            Err(error) => {
+                attempts.backoff.failed(now);
+                attempts.failure = Some(share_error(&error));
+                drop(attempts);
+                self.inner
+                    .counters
+                    .refresh_failures
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    host = request.host(),
+                    user = request.user(),
+                    %error,
+                    "signing a new IAM auth token failed; new attempts back off"
+                );
+                Err(error)
+            }
+        }
+    }
+
+    /// After a failed (or remembered failed) signing, judged now, after the attempt: the
+    /// current token while it is before its hard deadline (a failed refresh ahead) or valid
+    /// for at least the grace period; else the error.
+    fn after_failure(
+        &self,
+        slot: &Slot,
+        request: &TokenRequest,
+        error: Error,
+    ) -> Result<IamAuthToken> {
+        let now = self.now();
+        let grace = self.inner.config.failure_grace;
+        match slot.current() {
+            Some(cached) if now < cached.hard_deadline => Ok(cached.token.clone()),
+            Some(cached)
+                if cached.token.is_valid_at(now)
+                    && cached
+                        .token
+                        .expires_at()
+                        .duration_since(now)
+                        .is_ok_and(|left| left >= grace) =>
+            {
+                tracing::warn!(
+                    host = request.host(),
+                    user = request.user(),
+                    %error,
+                    "no new IAM auth token; handing out the current one, which expires soon"
+                );
+                Ok(cached.token.clone())
+            }
+            _ => Err(error),
+        }
+    }
+
+    /// The margin for `request`: the configured one, at most half the requested lifetime (a
+    /// margin longer than a token lives would refuse every token).
+    fn margin(&self, request: &TokenRequest) -> Duration {
+        self.inner
+            .config
+            .refresh_margin
+            .min(request.expires_in() / 2)
+    }
+
+    /// The deadlines of a freshly signed token, or a refusal if its credentials leave it
+    /// less than the margin to live.
+    fn deadlines(
+        &self,
+        request: &TokenRequest,
+        token: IamAuthToken,
+        now: SystemTime,
+    ) -> Result<Cached> {
+        let margin = self.margin(request);
+        let hard_deadline = token.expires_at().checked_sub(margin).unwrap_or(UNIX_EPOCH);
+        if now >= hard_deadline {
+            tracing::warn!(
+                host = request.host(),
+                user = request.user(),
+                expires_at = ?token.expires_at(),
+                "the signing credentials expire within the refresh margin; no token is handed out"
+            );
+            return Err(Error::CredentialsExpiring {
+                expires_at: token.expires_at(),
+                margin,
+            });
+        }
+        let lifetime = token
+            .expires_at()
+            .duration_since(token.signed_at())
+            .unwrap_or_default();
+        let ahead = lifetime
+            .checked_mul(self.inner.config.refresh_ahead_percent)
+            .map_or(lifetime, |d| d / 100);
+        let soft_deadline = token
+            .signed_at()
+            .checked_add(ahead)
+            .map_or(hard_deadline, |at| at.min(hard_deadline));
+        Ok(Cached {
+            soft_deadline,
+            hard_deadline,
+            copies: TokenCopies::of(&token),
+            token,
+        })
+    }
+}
+
+impl Slot {
+    fn new() -> Self {
+        Self {
+            current: ArcSwapOption::empty(),
+            signing: tokio::sync::Mutex::new(()),
+            refreshing_ahead: AtomicBool::new(false),
+            attempts: Mutex::new(Attempts::default()),
+            changes: AtomicU64::new(0),
+            changed: Notify::new(),
+        }
+    }
+
+    fn current(&self) -> Option<Arc<Cached>> {
+        self.current.load_full()
+    }
+
+    fn expires_at(&self) -> SystemTime {
+        self.current
+            .load()
+            .as_ref()
+            .map_or(UNIX_EPOCH, |c| c.token.expires_at())
+    }
+
+    fn lock_attempts(&self) -> std::sync::MutexGuard<'_, Attempts> {
+        self.attempts.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Wakes `TokenCache::changed` futures: the token was replaced, dropped or evicted.
+    fn touched(&self) {
+        self.changes.fetch_add(1, Ordering::Release);
+        self.changed.notify_waiters();
+    }
+}
+
+/// Releases the refresh-ahead claim when dropped.
+struct ClaimGuard<'a>(&'a AtomicBool);
+
+impl Drop for ClaimGuard<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+impl fmt::Debug for TokenCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenCache")
+            .field("entries", &self.inner.slots.len())
+            .field("config", &self.inner.config)
+            .field("stats", &self.stats())
+            .field("generator", &self.inner.generator)
+            .finish()
+    }
+}
+
+/// Configures a [`TokenCache`]. Every setting is accepted: out-of-range values are clamped,
+/// and no value can make the cache panic.
+#[derive(Debug)]
+pub struct TokenCacheBuilder {
+    generator: TokenGenerator,
+    config: CacheConfig,
+}
+
+impl TokenCacheBuilder {
+    /// Never hand out a token with less than this left (default 60 s). At most half a
+    /// request's token lifetime is used: a margin as long as a token lives would refuse it.
+    pub fn refresh_margin(mut self, margin: Duration) -> Self {
+        self.config.refresh_margin = margin;
+        self
+    }
+
+    /// After a failed refresh, keep handing out the current token while it has at least
+    /// this left (default 10 s); `Duration::ZERO` hands it out until it expires.
+    pub fn failure_grace(mut self, grace: Duration) -> Self {
+        self.config.failure_grace = grace;
+        self
+    }
+
+    /// Refresh ahead once this percentage of a token's lifetime has passed (default 66;
+    /// values over 100 are read as 100, i.e. no refresh ahead).
+    pub fn refresh_ahead_percent(mut self, percent: u32) -> Self {
+        self.config.refresh_ahead_percent = percent.min(100);
+        self
+    }
+
+    /// The most keys the cache holds (default [`DEFAULT_MAX_KEYS`]; at least 1). When a new
+    /// key would exceed it, expired keys go first, then those whose tokens expire first.
+    pub fn max_keys(mut self, max_keys: usize) -> Self {
+        self.config.max_keys = max_keys.max(1);
+        self
+    }
+
+    /// The cache.
+    pub fn build(self) -> TokenCache {
+        TokenCache {
+            inner: Arc::new(Inner {
+                generator: self.generator,
+                config: self.config,
+                slots: papaya::HashMap::builder()
+                    .hasher(BuildHasherDefault::default())
+                    .build(),
+                inserted_since_sweep: AtomicUsize::new(0),
+                sweeping: Mutex::new(()),
+                counters: Counters::default(),
+            }),
+        }
+    }
+}
