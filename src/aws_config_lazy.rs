@@ -117,7 +117,7 @@ impl aws_smithy_runtime_api::client::http::HttpConnector for NoHttpsClient {
 /// The SDK config `aws_config::defaults(latest)` loads (credentials chain, retry and
 /// timeout settings, FIPS / dual-stack endpoints for STS and SSO), with the HTTPS client
 /// lazy and, when given, the region instead of its lookup.
-pub(crate) async fn load(region: Option<&crate::Region>) -> aws_config::SdkConfig {
+pub(crate) async fn load(region: Option<&crate::region::Region>) -> aws_config::SdkConfig {
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .http_client(LazyHttpsClient::shared());
     if let Some(region) = region {
@@ -137,14 +137,14 @@ pub(crate) async fn load(region: Option<&crate::Region>) -> aws_config::SdkConfi
 /// first again, so every answer and every error is the chain's own.
 #[derive(Debug)]
 pub(crate) struct LazyDefaultChain {
-    region: Option<crate::Region>,
+    region: Option<crate::region::Region>,
     environment: aws_config::environment::EnvironmentVariableCredentialsProvider,
     chain: tokio::sync::OnceCell<Option<aws_credential_types::provider::SharedCredentialsProvider>>,
 }
 
 impl LazyDefaultChain {
     /// The chain, with `region` for its STS / SSO calls (else looked up when loaded).
-    pub(crate) fn new(region: Option<&crate::Region>) -> Self {
+    pub(crate) fn new(region: Option<&crate::region::Region>) -> Self {
         Self {
             region: region.cloned(),
             environment: aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
