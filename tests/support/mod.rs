@@ -16,11 +16,26 @@
 pub mod capture;
 pub mod certs;
 #[cfg(any(feature = "postgres", feature = "mysql"))]
+pub mod engine;
+#[cfg(feature = "mysql")]
+pub mod fake_mysql;
+#[cfg(feature = "postgres")]
+pub mod fake_postgres;
+#[cfg(any(feature = "postgres", feature = "mysql"))]
 pub mod iam;
 pub mod mariadb;
+#[cfg(any(
+    all(feature = "deadpool-postgres", feature = "bb8-postgres"),
+    all(feature = "deadpool-mysql", feature = "bb8-mysql")
+))]
+pub mod pool_scenarios;
 pub mod postgres;
 mod process;
 pub mod reference;
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+pub mod scenarios;
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+pub mod security;
 pub mod vectors;
 
 pub use certs::{CertFiles, RDS_HOSTNAME, SERVER_NAMES, TestCerts, certs};
