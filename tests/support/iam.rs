@@ -5,17 +5,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+#[cfg(feature = "mysql")]
+use rds_iam_auth::MySqlConnectorBuilder;
+#[cfg(feature = "postgres")]
+use rds_iam_auth::PgConnectorBuilder;
 use rds_iam_auth::{
     Clock, Credentials, Endpoint, FixedClock, IamAuthToken, TokenCache, TokenGenerator,
     TokenRequest, TrustStore,
 };
-#[cfg(feature = "mysql")]
-use rds_iam_auth::{MySqlConnector, MySqlConnectorBuilder};
-#[cfg(feature = "postgres")]
-use rds_iam_auth::{PgConnector, PgConnectorBuilder};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::{RDS_HOSTNAME, certs, postgres};
+use super::engine::TestEngine;
+use super::{RDS_HOSTNAME, certs};
 
 /// 2024-01-15T12:34:56Z: tokens are deterministic; PostgreSQL compares text only.
 pub const T0: u64 = 1_705_322_096;
@@ -81,45 +82,40 @@ pub fn test_trust() -> TrustStore {
         .expect("test CA")
 }
 
-/// The tunnel case: signed for (and TLS-verified as) the RDS-looking name on port 5432,
-/// TCP to `127.0.0.1:dial_port`.
-pub fn tunnel_endpoint(dial_port: u16) -> Endpoint {
-    Endpoint::new(RDS_HOSTNAME, SIGNING_PORT)
+/// The tunnel case: signed for (and TLS-verified as) the RDS-looking name on
+/// `signing_port`, TCP to `127.0.0.1:dial_port`.
+pub fn rds_tunnel(signing_port: u16, dial_port: u16) -> Endpoint {
+    Endpoint::new(RDS_HOSTNAME, signing_port)
         .unwrap()
         .with_dial_address("127.0.0.1", dial_port)
         .unwrap()
 }
 
-/// The tunnel case for MySQL: signed for the RDS-looking name on port 3306.
+/// [`rds_tunnel`] for PostgreSQL (signed for port 5432).
+pub fn tunnel_endpoint(dial_port: u16) -> Endpoint {
+    rds_tunnel(SIGNING_PORT, dial_port)
+}
+
+/// [`rds_tunnel`] for MySQL (signed for port 3306).
 pub fn mysql_tunnel_endpoint(dial_port: u16) -> Endpoint {
-    Endpoint::new(RDS_HOSTNAME, MYSQL_SIGNING_PORT)
-        .unwrap()
-        .with_dial_address("127.0.0.1", dial_port)
-        .unwrap()
+    rds_tunnel(MYSQL_SIGNING_PORT, dial_port)
 }
 
 /// A MySQL connector for the throwaway MariaDB's IAM user and database, trusting only the
 /// test CA. Starts no server.
 #[cfg(feature = "mysql")]
 pub fn mysql_builder(cache: TokenCache, endpoint: Endpoint) -> MySqlConnectorBuilder {
-    use super::mariadb::{DATABASE, IAM_USER};
-    MySqlConnector::builder(cache, endpoint, IAM_USER)
-        .database(DATABASE)
-        .trust(test_trust())
-        .connect_timeout(Duration::from_secs(5))
+    <rds_iam_auth::MySql as TestEngine>::builder(cache, endpoint)
 }
 
+/// A PostgreSQL connector for the throwaway server's IAM user and database, trusting only
+/// the test CA.
 #[cfg(feature = "postgres")]
 pub fn builder(cache: TokenCache, endpoint: Endpoint) -> PgConnectorBuilder {
-    let pg = postgres();
-    PgConnector::builder(cache, endpoint, pg.user())
-        .database(pg.database())
-        .trust(test_trust())
-        .connect_timeout(Duration::from_secs(5))
+    <rds_iam_auth::Postgres as TestEngine>::builder(cache, endpoint)
 }
 
-/// A TCP proxy to the throwaway PostgreSQL (or, with [`CountingProxy::start_to`], any
-/// loopback port) that counts connections and calls `on_accept` (blocking, on a blocking
+/// A TCP proxy to a loopback port (a throwaway server's) that counts connections and calls `on_accept` (blocking, on a blocking
 /// thread) with the connection's number (1-based) before it connects upstream.
 pub struct CountingProxy {
     pub port: u16,
@@ -127,10 +123,6 @@ pub struct CountingProxy {
 }
 
 impl CountingProxy {
-    pub async fn start(on_accept: impl Fn(usize) + Send + Sync + 'static) -> Self {
-        Self::start_to(postgres().port(), on_accept).await
-    }
-
     pub async fn start_to(
         upstream: u16,
         on_accept: impl Fn(usize) + Send + Sync + 'static,

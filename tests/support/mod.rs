@@ -10,20 +10,44 @@
 //! `restart()`, `terminate_backends_of()` and `kill_connections_of()` affect every test in
 //! the same binary, as does `set_password()`: put tests that use them in a test file of their
 //! own, or serialize the tests of a file.
-#![allow(dead_code, unreachable_pub, unused_imports)]
+//!
+//! The scenarios both engines share are written once (`scenarios`, `pool_scenarios`,
+//! `security`), generic over the library's `Driver` through `engine::TestEngine`, and run
+//! for each engine by a macro in that engine's test file (`connector_scenarios!(Postgres)`).
+// Every test binary (and benches/connect.rs) compiles this whole harness as a module of its
+// own and uses a part of it, so what one binary leaves unused is not dead code. (A separate
+// `publish = false` crate would not need this, but a dev-dependency that depends back on this
+// crate with its engine features would turn them on for every `cargo test`, unless every
+// feature of this crate forwarded to it.)
+#![allow(dead_code)]
 
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 pub mod capture;
 pub mod certs;
 #[cfg(any(feature = "postgres", feature = "mysql"))]
+pub mod engine;
+#[cfg(feature = "mysql")]
+pub mod fake_mysql;
+#[cfg(feature = "postgres")]
+pub mod fake_postgres;
+#[cfg(any(feature = "postgres", feature = "mysql"))]
 pub mod iam;
 pub mod mariadb;
+#[cfg(any(
+    all(feature = "deadpool-postgres", feature = "bb8-postgres"),
+    all(feature = "deadpool-mysql", feature = "bb8-mysql")
+))]
+pub mod pool_scenarios;
 pub mod postgres;
 mod process;
 pub mod reference;
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+pub mod scenarios;
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+pub mod security;
 pub mod vectors;
 
-pub use certs::{CertFiles, RDS_HOSTNAME, SERVER_NAMES, TestCerts, certs};
+pub use certs::{CertFiles, RDS_HOSTNAME, certs};
 pub use mariadb::{MariaDbServer, mariadb_or_skip};
 pub use postgres::{PostgresServer, postgres};
 
