@@ -96,6 +96,9 @@ pub mod connector;
 mod credentials;
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 mod diagnose;
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub mod dsql;
 mod endpoint;
 mod error;
 mod generator;
