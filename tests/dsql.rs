@@ -325,3 +325,16 @@ async fn concurrent_logins_are_bounded_per_connector() {
         );
     }
 }
+
+#[cfg(feature = "mysql")]
+#[test]
+fn a_mysql_connector_refuses_a_dsql_endpoint() {
+    let clock = TestClock::new();
+    let built = rds_iam_auth::MySqlConnector::builder(iam::cache(&clock), dsql_endpoint(3306), APP)
+        .trust(iam::test_trust())
+        .build();
+    assert!(
+        matches!(built, Err(Error::InvalidSetting { name: "dsql", .. })),
+        "{built:?}"
+    );
+}

@@ -395,7 +395,8 @@ impl<D: Driver> From<Error> for Attempt<D> {
 }
 
 impl<D: Driver> ConnectorBuilder<D> {
-    /// The database to connect to (PostgreSQL's default is the user name; MySQL's is none).
+    /// The database to connect to (PostgreSQL's default is the user name, Aurora DSQL's
+    /// `postgres`; MySQL's is none).
     pub fn database(mut self, database: impl Into<String>) -> Self {
         self.database = Some(database.into());
         self
@@ -458,10 +459,17 @@ impl<D: Driver> ConnectorBuilder<D> {
     /// # Errors
     /// A region that is invalid or cannot be inferred, an invalid user name, a token lifetime
     /// beyond the service's maximum ([`Error::InvalidExpiry`]), a zero connect timeout or
-    /// login limit, or a [`TrustStore`] without certificates ([`Error::EmptyTrustStore`]: no
+    /// login limit, a DSQL endpoint for another engine than PostgreSQL, or a [`TrustStore`]
+    /// without certificates ([`Error::EmptyTrustStore`]: no
     /// server could ever be verified).
     pub fn build(mut self) -> Result<Connector<D>> {
         let request = self.token_request()?;
+        if is_dsql(&request) && D::ENGINE != Engine::Postgres {
+            return Err(Error::InvalidSetting {
+                name: "dsql",
+                reason: "Aurora DSQL speaks PostgreSQL only: connect with a PgConnector",
+            });
+        }
         if is_dsql(&request) && self.database.is_none() {
             self.database = Some("postgres".to_owned());
         }
