@@ -338,3 +338,19 @@ fn a_mysql_connector_refuses_a_dsql_endpoint() {
         "{built:?}"
     );
 }
+
+#[tokio::test]
+async fn a_connection_limit_refusal_says_what_to_do() {
+    let _turn = TURN.lock().await;
+    let clock = TestClock::new();
+    let connector = connector(&clock, APP);
+    install_token_of_now(&connector, &clock).await;
+    // SQLSTATE 53300, as DSQL's 10,000-connection quota (and 53400 for its rate) report.
+    postgres().admin_sql(&format!("ALTER ROLE {APP} CONNECTION LIMIT 0"));
+    let result = connector.connect().await;
+    postgres().admin_sql(&format!("ALTER ROLE {APP} CONNECTION LIMIT -1"));
+    let error = result.expect_err("over the role's connection limit");
+    assert!(matches!(error, Error::Connect { .. }), "{error:?}");
+    let message = error.to_string();
+    assert!(message.contains("too many open connections"), "{message}");
+}
