@@ -303,7 +303,7 @@ async fn concurrent_logins_are_bounded_per_connector() {
             in_flight.fetch_sub(1, Ordering::SeqCst);
         }
     };
-    let proxy = iam::CountingProxy::start(hook).await;
+    let proxy = iam::CountingProxy::start_to(postgres().port(), hook).await;
     for (limit, expected_peak) in [(Some(2), 2), (None, 6)] {
         peak.store(0, Ordering::SeqCst);
         let connector = builder(&clock, ADMIN, proxy.port)
