@@ -11,9 +11,10 @@ use std::time::Duration;
 use rds_iam_auth::dsql::{OccConflict, OccRetryPolicy, retry_occ};
 use rds_iam_auth::pool::{PgConnectionManager, PgManager, PgPool, bb8};
 use rds_iam_auth::{Action, BoxError, DSQL_RECOMMENDED_MAX_LIFETIME, Endpoint, Error, PgConnector};
+use support::certs::DSQL_HOSTNAME;
 use support::iam::{self, TestClock};
 use support::postgres::DSQL_ROLES;
-use support::{DSQL_HOSTNAME, RDS_HOSTNAME, postgres};
+use support::{RDS_HOSTNAME, postgres};
 use tokio::sync::Mutex;
 
 /// Tests set role passwords: one at a time.

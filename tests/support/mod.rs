@@ -23,7 +23,7 @@ mod process;
 pub mod reference;
 pub mod vectors;
 
-pub use certs::{CertFiles, DSQL_HOSTNAME, RDS_HOSTNAME, SERVER_NAMES, TestCerts, certs};
+pub use certs::{CertFiles, RDS_HOSTNAME, SERVER_NAMES, TestCerts, certs};
 pub use mariadb::{MariaDbServer, mariadb_or_skip};
 pub use postgres::{PostgresServer, postgres};
 
