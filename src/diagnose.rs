@@ -17,6 +17,7 @@ pub(crate) fn connect_hint(error: &(dyn StdError + 'static)) -> &'static str {
             tls_hint(e)
                 .or_else(|| io_hint(e))
                 .or_else(|| driver_hint(e))
+                .or_else(|| connection_limit_hint(e))
         })
         .unwrap_or("see the cause")
 }
@@ -76,6 +77,30 @@ fn driver_hint(error: &(dyn StdError + 'static)) -> Option<&'static str> {
     }
     // tokio-postgres has no error kind for it; this text is its `sslmode=require` refusal.
     (error.to_string() == "server does not support TLS").then_some(NO_TLS)
+}
+
+/// PostgreSQL's (and Aurora DSQL's) refusals of a new connection over a limit.
+#[cfg(feature = "postgres")]
+fn connection_limit_hint(error: &(dyn StdError + 'static)) -> Option<&'static str> {
+    use tokio_postgres::error::{DbError, SqlState};
+    let code = error.downcast_ref::<DbError>()?.code();
+    if *code == SqlState::CONFIGURATION_LIMIT_EXCEEDED {
+        return Some(
+            "the server refused a new connection over its rate limit (Aurora DSQL: 100 new \
+             connections per second per cluster, not configurable): lower \
+             `max_concurrent_logins`, grow pools more slowly, or try again after a pause",
+        );
+    }
+    (*code == SqlState::TOO_MANY_CONNECTIONS).then_some(
+        "the server has too many open connections (for the database, or for this role): \
+         shrink the pools or raise the limit (RDS: `max_connections`; Aurora DSQL: 10,000 per \
+         cluster by default, a service quota)",
+    )
+}
+
+#[cfg(not(feature = "postgres"))]
+fn connection_limit_hint(_: &(dyn StdError + 'static)) -> Option<&'static str> {
+    None
 }
 
 #[cfg(test)]

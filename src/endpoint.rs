@@ -17,6 +17,10 @@ use crate::region::{Partition, Region};
 const MAX_HOSTNAME_LEN: usize = 253;
 /// Longest DNS label.
 const MAX_LABEL_LEN: usize = 63;
+/// Length of an Aurora DSQL cluster identifier.
+const DSQL_CLUSTER_ID_LEN: usize = 26;
+/// The port Aurora DSQL listens on.
+const DSQL_PORT: u16 = 5432;
 
 /// A database endpoint: the **signing endpoint** (hostname and port that go into the token
 /// and that TLS verifies) and the **dialled address** (where the TCP connection goes;
@@ -108,6 +112,39 @@ impl Endpoint {
     /// (see [`infer_region`]).
     pub fn inferred_region(&self) -> Option<Region> {
         infer_region(&self.host)
+    }
+
+    /// The endpoint of the Aurora DSQL cluster `cluster_id` in `region`:
+    /// `<cluster_id>.dsql.<region>.on.aws`, port 5432 (the only port DSQL listens on).
+    ///
+    /// ```
+    /// use rds_iam_auth::Endpoint;
+    ///
+    /// let endpoint = Endpoint::dsql_cluster("abcdefghijklmnopqrstuvwxyz", "us-east-1")?;
+    /// assert_eq!(endpoint.to_string(), "abcdefghijklmnopqrstuvwxyz.dsql.us-east-1.on.aws:5432");
+    /// assert!(endpoint.is_dsql());
+    /// # Ok::<(), rds_iam_auth::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidEndpoint`] when `cluster_id` is not 26 lowercase letters and digits
+    /// (the form DSQL gives cluster identifiers; an uppercase id is lowercased first, as DNS
+    /// would), [`Error::InvalidRegion`] for an invalid region.
+    pub fn dsql_cluster(cluster_id: &str, region: &str) -> Result<Self> {
+        let id = cluster_id.to_ascii_lowercase();
+        if id.len() != DSQL_CLUSTER_ID_LEN
+            || !id
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        {
+            return Err(Error::InvalidEndpoint {
+                input: cluster_id.to_owned(),
+                reason: "an Aurora DSQL cluster identifier is 26 lowercase letters and digits \
+                         (the first label of the cluster's endpoint)",
+            });
+        }
+        let region = Region::new(region)?;
+        Self::new(format!("{id}.dsql.{}.on.aws", region.as_str()), DSQL_PORT)
     }
 
     /// `true` for Aurora DSQL endpoints (`<id>.dsql.<region>.on.aws`, `<id>.dsql-fips.<region>.on.aws`).
@@ -344,6 +381,36 @@ fn is_ipv4_number(label: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dsql_cluster_id_expands_to_the_endpoint() {
+        let e = Endpoint::dsql_cluster("ABCDEFGHIJKLMNOPQRSTUVWXY2", "eu-west-1").unwrap();
+        assert_eq!(e.host(), "abcdefghijklmnopqrstuvwxy2.dsql.eu-west-1.on.aws");
+        assert_eq!(e.port(), 5432);
+        assert!(e.is_dsql());
+        assert_eq!(e.inferred_region().unwrap().as_str(), "eu-west-1");
+        let too_short = "abcdefghijklmnopqrstuvwxy";
+        let dotted = "abcdefghijklm.opqrstuvwxyz";
+        for bad in [
+            "",
+            too_short,
+            dotted,
+            "abcdefghijklmnopqrstuvwxyz0",
+            "abcdefghijklmnopqrstuvwx-z",
+        ] {
+            assert!(
+                matches!(
+                    Endpoint::dsql_cluster(bad, "us-east-1"),
+                    Err(Error::InvalidEndpoint { .. })
+                ),
+                "{bad:?}"
+            );
+        }
+        assert!(matches!(
+            Endpoint::dsql_cluster("abcdefghijklmnopqrstuvwxyz", "us east"),
+            Err(Error::InvalidRegion { .. })
+        ));
+    }
 
     #[test]
     fn rejects_bad_hosts_with_typed_errors() {

@@ -37,7 +37,8 @@
 //! ```
 //!
 //! Aurora DSQL: `TokenRequest::dsql(&endpoint, "admin")` (action `DbConnectAdmin`; any other role
-//! gets `DbConnect`), with `.expires_in(...)` up to one week.
+//! gets `DbConnect`), with `.expires_in(...)` up to one week. The connectors and pools take DSQL
+//! endpoints too (module `dsql`, and the README's "Aurora DSQL" section).
 //!
 //! ## How it works
 //!
@@ -70,7 +71,8 @@
 //!   yours); chain and hostname are always verified, with aws-lc-rs.
 //! - `postgres`: `PgConnector`, a tokio-postgres `Client` logged in with a current IAM token
 //!   over verified TLS (TLS required, verified against the signing hostname even through a
-//!   tunnel; one retry with a fresh token when the server rejects a cached one).
+//!   tunnel; one retry with a fresh token when the server rejects a cached one). Aurora DSQL
+//!   endpoints too, with `dsql::retry_occ` for optimistic-concurrency conflicts.
 //! - `mysql`: `MySqlConnector`, a mysql_async `Conn` logged in with a current IAM token
 //!   through `mysql_clear_password`, only inside TLS verified against the signing hostname
 //!   (a server without TLS is refused before any password is sent; one retry with a fresh
@@ -96,6 +98,9 @@ pub mod connector;
 mod credentials;
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 mod diagnose;
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub mod dsql;
 mod endpoint;
 mod error;
 mod generator;
@@ -125,7 +130,8 @@ pub use cache::{
 pub use clock::{Clock, FixedClock, SharedClock, SystemClock};
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 pub use connector::{
-    Connector, ConnectorBuilder, DEFAULT_CONNECT_TIMEOUT, Driver, ENV_CA_FILE, ENV_DATABASE,
+    Connector, ConnectorBuilder, DEFAULT_CONNECT_TIMEOUT, DSQL_DEFAULT_MAX_CONCURRENT_LOGINS,
+    DSQL_RECOMMENDED_MAX_LIFETIME, DSQL_SESSION_LIMIT, Driver, ENV_CA_FILE, ENV_DATABASE,
     ENV_ENDPOINT, ENV_PORT, ENV_REGION, ENV_USER,
 };
 pub use credentials::DEFAULT_CREDENTIALS_TIMEOUT;

@@ -22,14 +22,51 @@ use std::time::Duration;
 use crate::cache::TokenCache;
 use crate::endpoint::Endpoint;
 use crate::error::{Engine, Error, Result};
-use crate::request::TokenRequest;
+use crate::request::{Action, TokenRequest};
 use crate::tls::TrustStore;
 use crate::token::IamAuthToken;
+use tokio::sync::Semaphore;
 
 pub use env::{ENV_CA_FILE, ENV_DATABASE, ENV_ENDPOINT, ENV_PORT, ENV_REGION, ENV_USER};
 
 /// How long one connection attempt (token, TCP, TLS, login) may take unless set otherwise.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Aurora DSQL closes every connection 60 minutes after it opened (a transaction started in
+/// the 60th minute may run to its 5-minute timeout first).
+pub const DSQL_SESSION_LIMIT: Duration = Duration::from_secs(60 * 60);
+
+/// The maximum connection lifetime pools use for Aurora DSQL endpoints unless set otherwise:
+/// 5 minutes below [`DSQL_SESSION_LIMIT`], so that a pooled connection is retired before the
+/// server closes it under a query (see [`Connector::recommended_max_lifetime`]).
+pub const DSQL_RECOMMENDED_MAX_LIFETIME: Duration = Duration::from_secs(55 * 60);
+
+// ---- Login concurrency: the one place that bounds how many logins run at once. ----
+//
+// Aurora DSQL accepts at most 100 new connections per second per cluster (bursts up to
+// 1,000, refilled at 100/s; not configurable) and refuses the excess with SQLSTATE 53400
+// `CONFIGURED_LIMIT_EXCEEDED`. A pool warming up (or refilling after a failover) would
+// otherwise open all its connections at once. RDS has no documented connection-rate quota
+// (IAM logins are throttled when there are too many at once, per instance), so RDS
+// connectors keep their unbounded behaviour unless a limit is set.
+
+/// How many logins one connector runs at once for an Aurora DSQL endpoint unless set
+/// otherwise (see [`ConnectorBuilder::max_concurrent_logins`]). At the tens of milliseconds
+/// a login takes, 8 at a time stays in DSQL's burst capacity for a pool of hundreds.
+pub const DSQL_DEFAULT_MAX_CONCURRENT_LOGINS: usize = 8;
+
+/// The default bound on concurrent logins: [`DSQL_DEFAULT_MAX_CONCURRENT_LOGINS`] for DSQL
+/// tokens, none for RDS.
+fn default_max_concurrent_logins(request: &TokenRequest) -> Option<usize> {
+    is_dsql(request).then_some(DSQL_DEFAULT_MAX_CONCURRENT_LOGINS)
+}
+
+fn is_dsql(request: &TokenRequest) -> bool {
+    matches!(
+        request.action(),
+        Action::DsqlConnect | Action::DsqlConnectAdmin
+    )
+}
 
 /// A database engine's driver, as the connector core uses it: implemented by `Postgres` and
 /// `MySql` only (the trait is sealed).
@@ -130,6 +167,9 @@ struct Core<D: Driver> {
     endpoint: Endpoint,
     options: D::Options,
     connect_timeout: Duration,
+    /// Bounds concurrent logins (`None`: unbounded); see `default_max_concurrent_logins`.
+    logins: Option<Semaphore>,
+    max_concurrent_logins: Option<usize>,
 }
 
 impl<D: Driver> Clone for Connector<D> {
@@ -152,6 +192,9 @@ pub struct ConnectorBuilder<D: Driver> {
     region: Option<String>,
     connect_timeout: Duration,
     trust: TrustStore,
+    dsql: Option<bool>,
+    token_lifetime: Option<Duration>,
+    max_concurrent_logins: Option<Option<usize>>,
     pub(crate) settings: D::Settings,
 }
 
@@ -174,6 +217,9 @@ impl<D: Driver> Connector<D> {
             region: None,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             trust: TrustStore::aws_default(),
+            dsql: None,
+            token_lifetime: None,
+            max_concurrent_logins: None,
             settings: D::Settings::default(),
         }
     }
@@ -222,6 +268,21 @@ impl<D: Driver> Connector<D> {
         &self.inner.cache
     }
 
+    /// How many logins this connector runs at once (`None`: unbounded); see
+    /// [`ConnectorBuilder::max_concurrent_logins`].
+    pub fn max_concurrent_logins(&self) -> Option<usize> {
+        self.inner.max_concurrent_logins
+    }
+
+    /// The maximum lifetime pools should give this connector's connections:
+    /// [`DSQL_RECOMMENDED_MAX_LIFETIME`] for Aurora DSQL (which closes connections after
+    /// [`DSQL_SESSION_LIMIT`]), `None` for RDS (no session limit; tokens are checked at
+    /// login only). The deadpool [`Manager`](crate::pool) uses it by default; for bb8 pass
+    /// it to `Builder::max_lifetime`.
+    pub fn recommended_max_lifetime(&self) -> Option<Duration> {
+        is_dsql(&self.inner.request).then_some(DSQL_RECOMMENDED_MAX_LIFETIME)
+    }
+
     /// The engine's options (crate-internal: they may hold the driver's secrets).
     #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn options(&self) -> &D::Options {
@@ -237,6 +298,16 @@ impl<D: Driver> Connector<D> {
     /// [`Error::AuthenticationRejected`] for the usual causes), and RDS throttles floods of
     /// failed IAM logins.
     pub(crate) async fn login(&self) -> Result<D::Login> {
+        // Held for both attempts: a retry is a new login as far as the server is concerned.
+        let _permit = match &self.inner.logins {
+            Some(logins) => Some(
+                logins
+                    .acquire()
+                    .await
+                    .expect("the semaphore is never closed"),
+            ),
+            None => None,
+        };
         let rejected = match self.attempt().await {
             Err(Attempt::Rejected { token, error }) => {
                 drop(error);
@@ -324,7 +395,8 @@ impl<D: Driver> From<Error> for Attempt<D> {
 }
 
 impl<D: Driver> ConnectorBuilder<D> {
-    /// The database to connect to (PostgreSQL's default is the user name; MySQL's is none).
+    /// The database to connect to (PostgreSQL's default is the user name, Aurora DSQL's
+    /// `postgres`; MySQL's is none).
     pub fn database(mut self, database: impl Into<String>) -> Self {
         self.database = Some(database.into());
         self
@@ -350,18 +422,66 @@ impl<D: Driver> ConnectorBuilder<D> {
         self
     }
 
+    /// Signs Aurora DSQL tokens (`true`: `DbConnectAdmin` for the `admin` role, `DbConnect`
+    /// for any other) or RDS ones (`false`), whatever the hostname looks like. By default the
+    /// endpoint decides ([`Endpoint::is_dsql`]); set it for a name that does not tell, such as
+    /// a DNS alias of a DSQL cluster.
+    pub fn dsql(mut self, dsql: bool) -> Self {
+        self.dsql = Some(dsql);
+        self
+    }
+
+    /// How long the tokens the connector asks for are valid: default 900 s; at most 900 s
+    /// for RDS ([`RDS_MAX_EXPIRY`](crate::RDS_MAX_EXPIRY)) and one week for Aurora DSQL
+    /// ([`DSQL_MAX_EXPIRY`](crate::DSQL_MAX_EXPIRY)), checked by [`build`](Self::build).
+    /// A token is checked at login only: its lifetime bounds how long the cache may reuse
+    /// it, not how long a connection lives.
+    pub fn token_lifetime(mut self, lifetime: Duration) -> Self {
+        self.token_lifetime = Some(lifetime);
+        self
+    }
+
+    /// At most `limit` logins of this connector (and of the pools using it) run at once;
+    /// `None`: no bound. Default: [`DSQL_DEFAULT_MAX_CONCURRENT_LOGINS`] for Aurora DSQL
+    /// (whose clusters accept 100 new connections per second), none for RDS. Logins beyond
+    /// the bound wait their turn (outside the [`connect_timeout`](Self::connect_timeout)):
+    /// a pool warming up does not stampede the database.
+    pub fn max_concurrent_logins(mut self, limit: Option<usize>) -> Self {
+        self.max_concurrent_logins = Some(limit);
+        self
+    }
+
     /// Validates everything and builds the connector (and the driver's options, once).
     ///
+    /// For Aurora DSQL the database defaults to `postgres` (DSQL's only database), not to
+    /// the user name.
+    ///
     /// # Errors
-    /// A region that is invalid or cannot be inferred, an invalid user name, a zero connect
-    /// timeout, or a [`TrustStore`] without certificates ([`Error::EmptyTrustStore`]: no
+    /// A region that is invalid or cannot be inferred, an invalid user name, a token lifetime
+    /// beyond the service's maximum ([`Error::InvalidExpiry`]), a zero connect timeout or
+    /// login limit, a DSQL endpoint for another engine than PostgreSQL, or a [`TrustStore`]
+    /// without certificates ([`Error::EmptyTrustStore`]: no
     /// server could ever be verified).
-    pub fn build(self) -> Result<Connector<D>> {
-        let mut request = TokenRequest::rds(&self.endpoint, self.user.clone());
-        if let Some(region) = self.region {
-            request = request.region(region);
+    pub fn build(mut self) -> Result<Connector<D>> {
+        let request = self.token_request()?;
+        if is_dsql(&request) && D::ENGINE != Engine::Postgres {
+            return Err(Error::InvalidSetting {
+                name: "dsql",
+                reason: "Aurora DSQL speaks PostgreSQL only: connect with a PgConnector",
+            });
         }
-        let request = request.build()?;
+        if is_dsql(&request) && self.database.is_none() {
+            self.database = Some("postgres".to_owned());
+        }
+        let max_concurrent_logins = self
+            .max_concurrent_logins
+            .unwrap_or_else(|| default_max_concurrent_logins(&request));
+        if max_concurrent_logins == Some(0) {
+            return Err(Error::InvalidSetting {
+                name: "max_concurrent_logins",
+                reason: "must be at least 1 (or None for no bound)",
+            });
+        }
         if self.trust.is_empty() {
             return Err(Error::EmptyTrustStore);
         }
@@ -386,8 +506,27 @@ impl<D: Driver> ConnectorBuilder<D> {
                 endpoint: self.endpoint,
                 options,
                 connect_timeout: self.connect_timeout,
+                logins: max_concurrent_logins.map(Semaphore::new),
+                max_concurrent_logins,
             }),
         })
+    }
+
+    /// The request for the endpoint's kind (or the explicit [`dsql`](Self::dsql) choice).
+    fn token_request(&self) -> Result<TokenRequest> {
+        let user = self.user.clone();
+        let mut request = match self.dsql {
+            None => TokenRequest::for_endpoint(&self.endpoint, user),
+            Some(true) => TokenRequest::dsql(&self.endpoint, user),
+            Some(false) => TokenRequest::rds(&self.endpoint, user),
+        };
+        if let Some(region) = &self.region {
+            request = request.region(region.clone());
+        }
+        if let Some(lifetime) = self.token_lifetime {
+            request = request.expires_in(lifetime);
+        }
+        request.build()
     }
 }
 
@@ -420,7 +559,9 @@ impl<D: Driver> fmt::Debug for Connector<D> {
         s.field("endpoint", &core.endpoint)
             .field("user", &core.request.user())
             .field("region", &core.request.region().as_str())
-            .field("connect_timeout", &core.connect_timeout);
+            .field("connect_timeout", &core.connect_timeout)
+            .field("action", &core.request.action())
+            .field("max_concurrent_logins", &core.max_concurrent_logins);
         D::describe(&core.options, &mut s);
         s.finish_non_exhaustive()
     }
@@ -436,6 +577,9 @@ impl<D: Driver> fmt::Debug for ConnectorBuilder<D> {
             .field("region", &self.region)
             .field("connect_timeout", &self.connect_timeout)
             .field("trust", &self.trust)
+            .field("dsql", &self.dsql)
+            .field("token_lifetime", &self.token_lifetime)
+            .field("max_concurrent_logins", &self.max_concurrent_logins)
             .field("settings", &self.settings)
             .finish_non_exhaustive()
     }

@@ -6,6 +6,9 @@ use ::bb8::ManageConnection;
 use crate::connector::{Connector, Driver};
 use crate::error::Error;
 
+/// bb8's default `max_lifetime` (bb8 0.9 `Builder::default`).
+const BB8_DEFAULT_MAX_LIFETIME: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
 /// bb8 connection manager: every new connection logs in with a current token from the
 /// connector's cache (one retry with a fresh token if the server rejects it). A checked-out
 /// connection is tested with one round trip (`SELECT` of nothing, `COM_PING`), never a new
@@ -20,6 +23,23 @@ use crate::error::Error;
 ///     .await?;
 /// let client = pool.get().await?; // derefs to tokio_postgres::Client
 /// client.simple_query("SELECT 1").await?;
+/// # Ok(()) }
+/// ```
+///
+/// bb8 retires old connections itself (`Builder::max_lifetime`, 30 minutes by default): for
+/// Aurora DSQL, which closes connections after 60 minutes, pass
+/// [`recommended_max_lifetime`](Self::recommended_max_lifetime) to be sure the limit stays
+/// below:
+///
+/// ```no_run
+/// use rds_iam_auth::pool::{PgConnectionManager, bb8};
+/// # async fn run(connector: rds_iam_auth::PgConnector) -> Result<(), Box<dyn std::error::Error>> {
+/// let manager = PgConnectionManager::new(connector);
+/// let pool = bb8::Pool::builder()
+///     .max_lifetime(manager.recommended_max_lifetime())
+///     .build(manager)
+///     .await?;
+/// # let _ = pool;
 /// # Ok(()) }
 /// ```
 #[cfg_attr(docsrs, doc(cfg(any(feature = "bb8-postgres", feature = "bb8-mysql"))))]
@@ -46,6 +66,18 @@ impl<D: Driver> ConnectionManager<D> {
     /// The connector.
     pub fn connector(&self) -> &Connector<D> {
         &self.connector
+    }
+
+    /// The value for bb8's `Builder::max_lifetime`: the connector's
+    /// [recommended maximum lifetime](Connector::recommended_max_lifetime) (55 minutes for
+    /// Aurora DSQL), else bb8's own default (30 minutes), so that passing it never removes
+    /// bb8's limit.
+    pub fn recommended_max_lifetime(&self) -> Option<std::time::Duration> {
+        Some(
+            self.connector
+                .recommended_max_lifetime()
+                .unwrap_or(BB8_DEFAULT_MAX_LIFETIME),
+        )
     }
 }
 

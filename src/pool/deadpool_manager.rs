@@ -7,6 +7,8 @@
 //! For PostgreSQL this manager yields the same objects (`deadpool_postgres::ClientWrapper`,
 //! with its statement cache and `GenericClient`), with this crate's [`Error`].
 
+use std::time::Duration;
+
 use ::deadpool::managed::{self, Metrics, RecycleError, RecycleResult};
 
 use crate::connector::{Connector, Driver};
@@ -19,12 +21,18 @@ use crate::error::Error;
 /// tell by itself (tokio-postgres, like deadpool-postgres's `Fast` method), with a ping where
 /// it cannot (mysql_async). Never a new login: a token is checked at login only, so a
 /// connection outlives its token.
+///
+/// Recycling also refuses a connection older than the manager's
+/// [maximum lifetime](Self::with_max_lifetime) (deadpool has none of its own): by default
+/// [`DSQL_RECOMMENDED_MAX_LIFETIME`](crate::DSQL_RECOMMENDED_MAX_LIFETIME) (55 minutes) for
+/// Aurora DSQL, which closes connections after 60, and none for RDS.
 #[cfg_attr(
     docsrs,
     doc(cfg(any(feature = "deadpool-postgres", feature = "deadpool-mysql")))
 )]
 pub struct Manager<D: Driver> {
     connector: Connector<D>,
+    max_lifetime: Option<Duration>,
 }
 
 /// A deadpool pool of IAM-authenticated PostgreSQL connections
@@ -69,9 +77,27 @@ pub type MySqlPool = managed::Pool<MySqlManager>;
 pub type MySqlManager = Manager<crate::mysql::MySql>;
 
 impl<D: Driver> Manager<D> {
-    /// A manager opening connections with `connector`.
+    /// A manager opening connections with `connector`, with the connector's
+    /// [recommended maximum lifetime](Connector::recommended_max_lifetime).
     pub fn new(connector: Connector<D>) -> Self {
-        Self { connector }
+        let max_lifetime = connector.recommended_max_lifetime();
+        Self {
+            connector,
+            max_lifetime,
+        }
+    }
+
+    /// Connections older than `max_lifetime` (since their login) are closed instead of
+    /// being handed out again; `None`: no limit. A connection in use is not interrupted:
+    /// keep the limit below the server's own by more than your longest checkout.
+    pub fn with_max_lifetime(mut self, max_lifetime: Option<Duration>) -> Self {
+        self.max_lifetime = max_lifetime;
+        self
+    }
+
+    /// The maximum connection lifetime (see [`with_max_lifetime`](Self::with_max_lifetime)).
+    pub fn max_lifetime(&self) -> Option<Duration> {
+        self.max_lifetime
     }
 
     /// The connector.
@@ -82,7 +108,10 @@ impl<D: Driver> Manager<D> {
 
 impl<D: Driver> Clone for Manager<D> {
     fn clone(&self) -> Self {
-        Self::new(self.connector.clone())
+        Self {
+            connector: self.connector.clone(),
+            max_lifetime: self.max_lifetime,
+        }
     }
 }
 
@@ -90,6 +119,7 @@ impl<D: Driver> std::fmt::Debug for Manager<D> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Manager")
             .field("connector", &self.connector)
+            .field("max_lifetime", &self.max_lifetime)
             .finish()
     }
 }
@@ -139,7 +169,12 @@ impl<D: sealed::Pooled> managed::Manager for Manager<D> {
         self.connector.login().await.map(D::object)
     }
 
-    async fn recycle(&self, object: &mut D::Object, _: &Metrics) -> RecycleResult<Error> {
+    async fn recycle(&self, object: &mut D::Object, metrics: &Metrics) -> RecycleResult<Error> {
+        if self.max_lifetime.is_some_and(|max| metrics.age() >= max) {
+            return Err(RecycleError::message(
+                "connection older than the pool's max lifetime",
+            ));
+        }
         let connection = D::pooled_connection(object);
         if D::is_closed(connection) {
             return Err(RecycleError::message("connection closed"));

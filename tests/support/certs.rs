@@ -19,8 +19,12 @@ use super::process::{ServiceUser, Supervisor, scratch_dir};
 /// as the TLS name while dialling 127.0.0.1.
 pub const RDS_HOSTNAME: &str = "mydb.cluster-abc123xyz.us-east-1.rds.amazonaws.com";
 
+/// An Aurora DSQL cluster endpoint (`<26-char id>.dsql.<region>.on.aws`), also a SAN of the
+/// server certificate: the PostgreSQL harness stands in for a DSQL cluster.
+pub const DSQL_HOSTNAME: &str = "abcdefghijklmnopqrstuvwxyz.dsql.us-east-1.on.aws";
+
 /// The names the good server certificate is valid for.
-pub const SERVER_NAMES: [&str; 4] = ["localhost", "127.0.0.1", "::1", RDS_HOSTNAME];
+pub const SERVER_NAMES: [&str; 5] = ["localhost", "127.0.0.1", "::1", RDS_HOSTNAME, DSQL_HOSTNAME];
 
 /// One certificate and its private key, in memory and on disk.
 pub struct CertFiles {

@@ -15,6 +15,10 @@ pub const IAM_USER: &str = "iam_user";
 pub const DATABASE: &str = "appdb";
 /// A role with an ordinary (SCRAM) password, for benchmarks against a non-IAM login.
 pub const STATIC_USER: &str = "static_user";
+/// Roles standing in for Aurora DSQL ones: `admin` (DSQL's built-in, `DbConnectAdmin`) and
+/// a custom role (`DbConnect`). Like the IAM user, they log in with a cleartext password
+/// (the token, see [`PostgresServer::set_role_password`]) over TLS.
+pub const DSQL_ROLES: [&str; 2] = ["admin", "dsql_app"];
 pub const STATIC_PASSWORD: &str = "static-benchmark-password-6f1c2d9e";
 
 const SUPERUSER: &str = "postgres";
@@ -86,8 +90,11 @@ impl PostgresServer {
             |port| server.is_ready(port),
         );
         server.admin_sql(&format!(
-            "CREATE ROLE {IAM_USER} LOGIN; CREATE ROLE {STATIC_USER} LOGIN PASSWORD {}",
-            sql_literal(STATIC_PASSWORD)
+            "CREATE ROLE {IAM_USER} LOGIN; CREATE ROLE {STATIC_USER} LOGIN PASSWORD {}; \
+             CREATE ROLE {} LOGIN; CREATE ROLE {} LOGIN",
+            sql_literal(STATIC_PASSWORD),
+            DSQL_ROLES[0],
+            DSQL_ROLES[1],
         ));
         // Separate call: a multi-statement -c runs in one transaction, CREATE DATABASE can't.
         server.admin_sql(&format!("CREATE DATABASE {DATABASE} OWNER {IAM_USER}"));
@@ -135,8 +142,14 @@ impl PostgresServer {
 
     /// Makes `token` the only password `iam_user` is accepted with.
     pub fn set_password(&self, token: &str) {
+        self.set_role_password(IAM_USER, token);
+    }
+
+    /// Makes `token` the only password `role` (`iam_user` or one of [`DSQL_ROLES`]) is
+    /// accepted with.
+    pub fn set_role_password(&self, role: &str, token: &str) {
         self.admin_sql(&format!(
-            "ALTER ROLE {IAM_USER} PASSWORD {}",
+            "ALTER ROLE {role} PASSWORD {}",
             sql_literal(token)
         ));
     }
@@ -249,8 +262,10 @@ fn write_config(dir: &Path, data: &Path) {
     let hba = format!(
         "local    all  {SUPERUSER}               trust\n\
          hostssl  all  {IAM_USER}     127.0.0.1/32  password\n\
+         hostssl  all  {dsql_roles}  127.0.0.1/32  password\n\
          hostssl  all  {STATIC_USER}  127.0.0.1/32  scram-sha-256\n\
-         host     all  all            127.0.0.1/32  reject\n"
+         host     all  all            127.0.0.1/32  reject\n",
+        dsql_roles = DSQL_ROLES.join(","),
     );
     fs::write(data.join("pg_hba.conf"), hba).expect("write pg_hba.conf");
 }
