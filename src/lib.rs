@@ -96,6 +96,9 @@ pub mod connector;
 mod credentials;
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 mod diagnose;
+#[cfg(feature = "doctor")]
+#[cfg_attr(docsrs, doc(cfg(feature = "doctor")))]
+pub mod doctor;
 mod endpoint;
 mod error;
 mod generator;
