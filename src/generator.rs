@@ -108,8 +108,29 @@ impl TokenGenerator {
 
     /// Mints a token for `request`, signed now.
     pub async fn generate(&self, request: &TokenRequest) -> Result<IamAuthToken> {
-        let credentials = self.credentials.get(self.clock.as_ref()).await?;
-        self.signer.sign(&credentials, request, self.clock.now())
+        use tracing::Instrument;
+        let span = tracing::debug_span!(
+            "rds_iam_auth.sign",
+            server.address = request.host(),
+            server.port = request.port(),
+            db.user = request.user(),
+        );
+        async {
+            let credentials = self
+                .credentials
+                .get(self.clock.as_ref())
+                .instrument(tracing::trace_span!("rds_iam_auth.credentials"))
+                .await
+                .inspect_err(|e| tracing::warn!(error = %e, "no AWS credentials"))?;
+            // The access key id is not secret (the token itself carries it); nothing else is logged.
+            tracing::trace!(
+                access_key_id = credentials.access_key_id(),
+                "credentials resolved"
+            );
+            self.signer.sign(&credentials, request, self.clock.now())
+        }
+        .instrument(span)
+        .await
     }
 
     /// The same generator (sharing remembered credentials) with another clock.

@@ -173,6 +173,7 @@ async fn a_rejected_token_gets_the_checklist() {
         .build()
         .run()
         .await;
+    println!("{}", text(&report));
     assert!(!report.logged_in());
     step(&report, "tls", Status::Pass);
     let login = step(&report, "login", Status::Fail);
@@ -193,6 +194,7 @@ async fn an_untrusted_ca_names_the_issuer_and_the_fix() {
         .build()
         .run()
         .await;
+    println!("{}", text(&report));
     let tls = step(&report, "tls", Status::Fail);
     assert!(tls.contains("issuer `CN="), "{tls}");
     assert!(tls.contains("is not in the trust store"), "{tls}");
