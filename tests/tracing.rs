@@ -65,12 +65,13 @@ async fn trace_output_names_the_database_and_never_the_token() {
     ] {
         assert!(out.contains(expected), "no `{expected}` in:\n{out}");
     }
+    let credentials = iam::credentials();
     for secret in [
         token.expose(),
         "X-Amz-Signature",
         "X-Amz-Credential",
         "Action=connect",
-        &iam::credentials().secret_access_key().to_owned(),
+        credentials.secret_access_key(),
     ] {
         assert!(
             !out.contains(secret),
