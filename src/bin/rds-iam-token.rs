@@ -1,5 +1,5 @@
 //! `rds-iam-token`: a drop-in for `aws rds generate-db-auth-token`, plus the IAM policy a
-//! role needs.
+//! role needs and `doctor`, which says why an IAM login fails.
 //!
 //! Install with `cargo install rds-iam-auth --features cli`, or run from a checkout with
 //! `cargo run --features cli --bin rds-iam-token -- ARGS`.
@@ -16,6 +16,9 @@
 //! # The rds-db:connect policy for the function's role:
 //! rds-iam-token policy --account 123456789012 \
 //!     --resource-id cluster-ABCDEFGHIJKL0123456789 --username iam_user --region us-east-1
+//! # Why does the login fail? One line per step, exit status 0 only if the login works:
+//! rds-iam-token doctor --engine postgres \
+//!     --hostname mydb.cluster-abc123.us-east-1.rds.amazonaws.com --username iam_user
 //! ```
 //!
 //! Environment: `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`,
