@@ -9,6 +9,7 @@ use crate::credentials::CachedCredentials;
 #[cfg(feature = "aws-config")]
 use crate::error::Error;
 use crate::error::Result;
+use crate::observe;
 use crate::request::TokenRequest;
 use crate::signer::TokenSigner;
 use crate::token::IamAuthToken;
@@ -116,18 +117,23 @@ impl TokenGenerator {
             db.user = request.user(),
         );
         async {
+            let started = observe::Timer::start();
             let credentials = self
                 .credentials
                 .get(self.clock.as_ref())
                 .instrument(tracing::trace_span!("rds_iam_auth.credentials"))
-                .await
-                .inspect_err(|e| tracing::warn!(error = %e, "no AWS credentials"))?;
+                .await;
+            observe::credentials_resolved(started);
+            let credentials =
+                credentials.inspect_err(|e| tracing::warn!(error = %e, "no AWS credentials"))?;
             // The access key id is not secret (the token itself carries it); nothing else is logged.
             tracing::trace!(
                 access_key_id = credentials.access_key_id(),
                 "credentials resolved"
             );
-            self.signer.sign(&credentials, request, self.clock.now())
+            let token = self.signer.sign(&credentials, request, self.clock.now())?;
+            observe::token_signed(started);
+            Ok(token)
         }
         .instrument(span)
         .await

@@ -106,6 +106,7 @@ mod error;
 mod generator;
 #[cfg(feature = "mysql")]
 mod mysql;
+mod observe;
 pub mod policy;
 #[cfg(any(
     feature = "deadpool-postgres",

@@ -251,13 +251,25 @@ impl<D: Driver> Connector<D> {
             db.namespace = core.database.as_deref(),
             db.user = core.request.user(),
         );
+        let started = crate::observe::Timer::start();
         let result = self.login_with_retry().instrument(span.clone()).await;
         let _entered = span.enter();
-        match &result {
-            Ok(_) => tracing::debug!("logged in"),
+        let outcome = match &result {
+            Ok(_) => {
+                tracing::debug!("logged in");
+                "success"
+            }
             // Never a token: the report holds the endpoint, the user and the driver's words.
-            Err(e) => tracing::warn!(error = %e.report(), "IAM login failed"),
-        }
+            Err(e) => {
+                tracing::warn!(error = %e.report(), "IAM login failed");
+                match e {
+                    Error::AuthenticationRejected { .. } => "rejected",
+                    Error::ConnectTimeout { .. } => "timeout",
+                    _ => "failed",
+                }
+            }
+        };
+        crate::observe::login(D::ENGINE, outcome, started);
         result
     }
 
@@ -272,6 +284,7 @@ impl<D: Driver> Connector<D> {
         tracing::info!(
             "the server rejected the IAM token: invalidating it and retrying once with a fresh one"
         );
+        crate::observe::retry(D::ENGINE);
         self.inner.cache.invalidate(&self.inner.request, &rejected);
         drop(rejected);
         self.attempt(2).await.map_err(|a| self.error(a))
