@@ -466,7 +466,7 @@ mod tests {
         p.extend_from_slice(b"11.4.2-MariaDB\0");
         p.extend_from_slice(&[1, 0, 0, 0]); // connection id
         p.extend_from_slice(b"abcdefgh\0"); // salt part 1, filler
-        p.extend_from_slice(&0xf7feu16.to_le_bytes()); // capabilities low (with SSL)
+        p.extend_from_slice(&0xfffeu16.to_le_bytes()); // capabilities low (with SSL)
         p.extend_from_slice(&[45, 2, 0]); // charset, status
         p.extend_from_slice(&0x0008u16.to_le_bytes()); // capabilities high (PLUGIN_AUTH)
         p.push(21); // salt length
