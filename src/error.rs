@@ -369,6 +369,14 @@ impl Engine {
         }
     }
 
+    /// OpenTelemetry's `db.system.name` for the engine.
+    pub(crate) fn otel_system_name(self) -> &'static str {
+        match self {
+            Engine::Postgres => "postgresql",
+            Engine::MySql => "mysql",
+        }
+    }
+
     /// The name of the engine's connector type, as `Debug` shows it.
     pub(crate) fn connector_name(self) -> &'static str {
         match self {

@@ -10,6 +10,7 @@ use crate::credentials::CachedCredentials;
 #[cfg(feature = "aws-config")]
 use crate::error::Error;
 use crate::error::Result;
+use crate::observe;
 use crate::request::TokenRequest;
 use crate::signer::TokenSigner;
 use crate::token::IamAuthToken;
@@ -113,9 +114,34 @@ impl TokenGenerator {
     /// Resolving credentials is bounded by the credentials timeout (5 s by default, see
     /// [`TokenGeneratorBuilder::credentials_timeout`]).
     pub async fn generate(&self, request: &TokenRequest) -> Result<IamAuthToken> {
-        let (credentials, generation) = self.credentials.get(self.clock.as_ref()).await?;
-        let token = self.signer.sign(&credentials, request, self.clock.now())?;
-        Ok(token.with_credentials_generation(generation))
+        use tracing::Instrument;
+        let span = tracing::debug_span!(
+            "rds_iam_auth.sign",
+            server.address = request.host(),
+            server.port = request.port(),
+            db.user = request.user(),
+        );
+        async {
+            let started = observe::Timer::start();
+            let credentials = self
+                .credentials
+                .get(self.clock.as_ref())
+                .instrument(tracing::trace_span!("rds_iam_auth.credentials"))
+                .await;
+            observe::credentials_resolved(started);
+            let (credentials, generation) =
+                credentials.inspect_err(|e| tracing::warn!(error = %e, "no AWS credentials"))?;
+            // The access key id is not secret (the token itself carries it); nothing else is logged.
+            tracing::trace!(
+                access_key_id = credentials.access_key_id(),
+                "credentials resolved"
+            );
+            let token = self.signer.sign(&credentials, request, self.clock.now())?;
+            observe::token_signed(started);
+            Ok(token.with_credentials_generation(generation))
+        }
+        .instrument(span)
+        .await
     }
 
     /// The remembered credentials, for the token cache.

@@ -79,6 +79,8 @@
 //!   token on error 1045).
 //! - `deadpool-postgres`, `bb8-postgres`, `deadpool-mysql`, `bb8-mysql`: pools (`pool`
 //!   module) whose every new connection logs in with a current token.
+//! - `doctor`: `doctor::Doctor`, the step-by-step diagnosis of an IAM login (endpoint, credentials
+//!   and IAM principal, DNS, TCP, TLS, login) behind `rds-iam-token doctor` (feature `cli`).
 //!
 //! Both connectors are one type, `Connector<D>` (module `connector`), for two drivers: the
 //! token's life cycle around a login (get, attempt within the timeout, invalidate, one retry,
@@ -98,6 +100,9 @@ pub mod connector;
 mod credentials;
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 mod diagnose;
+#[cfg(feature = "doctor")]
+#[cfg_attr(docsrs, doc(cfg(feature = "doctor")))]
+pub mod doctor;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub mod dsql;
@@ -106,6 +111,7 @@ mod error;
 mod generator;
 #[cfg(feature = "mysql")]
 mod mysql;
+mod observe;
 pub mod policy;
 #[cfg(any(
     feature = "deadpool-postgres",

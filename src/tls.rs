@@ -150,6 +150,12 @@ impl TrustStore {
         &self.certs
     }
 
+    /// The trust anchors, for verifiers built outside [`client_config`] (the doctor's probe).
+    #[cfg(feature = "doctor")]
+    pub(crate) fn roots(&self) -> Arc<RootCertStore> {
+        self.roots.clone()
+    }
+
     fn from_parts(roots: RootCertStore, certs: Vec<Cow<'static, [u8]>>) -> Self {
         Self {
             roots: Arc::new(roots),
@@ -214,6 +220,12 @@ pub(crate) fn client_config(trust: &TrustStore) -> Arc<ClientConfig> {
         .config
         .get_or_init(|| Arc::new(build_client_config(trust.roots.clone())))
         .clone()
+}
+
+/// The crate's one crypto provider (aws-lc-rs).
+#[cfg(feature = "doctor")]
+pub(crate) fn provider() -> Arc<CryptoProvider> {
+    PROVIDER.clone()
 }
 
 fn build_client_config(roots: Arc<RootCertStore>) -> ClientConfig {

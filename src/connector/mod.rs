@@ -19,6 +19,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use tracing::Instrument;
+
 use crate::cache::TokenCache;
 use crate::endpoint::Endpoint;
 use crate::error::{Engine, Error, Result};
@@ -170,6 +172,8 @@ struct Core<D: Driver> {
     /// Bounds concurrent logins (`None`: unbounded); see `default_max_concurrent_logins`.
     logins: Option<Semaphore>,
     max_concurrent_logins: Option<usize>,
+    /// For the `db.namespace` of the connect span.
+    database: Option<String>,
 }
 
 impl<D: Driver> Clone for Connector<D> {
@@ -308,21 +312,58 @@ impl<D: Driver> Connector<D> {
             ),
             None => None,
         };
-        let rejected = match self.attempt().await {
+        let core = &*self.inner;
+        // OpenTelemetry's database client attribute names; DEBUG: a span per connection.
+        let span = tracing::debug_span!(
+            "rds_iam_auth.connect",
+            db.system.name = D::ENGINE.otel_system_name(),
+            server.address = core.request.host(),
+            server.port = core.request.port(),
+            db.namespace = core.database.as_deref(),
+            db.user = core.request.user(),
+        );
+        let started = crate::observe::Timer::start();
+        let result = self.login_with_retry().instrument(span.clone()).await;
+        let _entered = span.enter();
+        let outcome = match &result {
+            Ok(_) => {
+                tracing::debug!("logged in");
+                "success"
+            }
+            // Never a token: the report holds the endpoint, the user and the driver's words.
+            Err(e) => {
+                tracing::warn!(error = %e.report(), "IAM login failed");
+                match e {
+                    Error::AuthenticationRejected { .. } => "rejected",
+                    Error::ConnectTimeout { .. } => "timeout",
+                    _ => "failed",
+                }
+            }
+        };
+        crate::observe::login(D::ENGINE, outcome, started);
+        result
+    }
+
+    async fn login_with_retry(&self) -> Result<D::Login> {
+        let rejected = match self.attempt(1).await {
             Err(Attempt::Rejected { token, error }) => {
                 drop(error);
                 token
             }
             other => return other.map_err(|a| self.error(a)),
         };
+        tracing::info!(
+            "the server rejected the IAM token: invalidating it and retrying once with a fresh one"
+        );
+        crate::observe::retry(D::ENGINE);
         self.inner.cache.invalidate(&self.inner.request, &rejected);
         drop(rejected);
-        self.attempt().await.map_err(|a| self.error(a))
+        self.attempt(2).await.map_err(|a| self.error(a))
     }
 
     /// One attempt with the cache's current token, the token included in the timeout: a
     /// credentials provider that hangs must not hang the connection.
-    async fn attempt(&self) -> std::result::Result<D::Login, Attempt<D>> {
+    async fn attempt(&self, number: u32) -> std::result::Result<D::Login, Attempt<D>> {
         let core = &*self.inner;
         let attempt = async {
             let token = core.cache.get(&core.request).await?;
@@ -333,7 +374,9 @@ impl<D: Driver> Connector<D> {
                 Err(error) => Err(Attempt::Failed(error)),
             }
         };
+        let span = tracing::debug_span!("rds_iam_auth.attempt", attempt = number);
         tokio::time::timeout(core.connect_timeout, attempt)
+            .instrument(span)
             .await
             .unwrap_or(Err(Attempt::Timeout))
     }
@@ -508,6 +551,7 @@ impl<D: Driver> ConnectorBuilder<D> {
                 connect_timeout: self.connect_timeout,
                 logins: max_concurrent_logins.map(Semaphore::new),
                 max_concurrent_logins,
+                database: self.database,
             }),
         })
     }

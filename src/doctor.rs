@@ -1,0 +1,791 @@
+//! Why an IAM login fails, step by step: what `rds-iam-token doctor` prints.
+//!
+//! IAM database authentication fails with one opaque message (PostgreSQL's "PAM
+//! authentication failed", MySQL's error 1045) whatever the cause. [`Doctor::run`] walks the
+//! chain a login goes through and reports each link as a [`Check`]: the endpoint and region,
+//! the credentials and the IAM principal they belong to (STS `GetCallerIdentity`), DNS, TCP,
+//! TLS (certificate, chain, name), the login itself with a fresh token, and the local clock
+//! against the server certificate's validity.
+//!
+//! Nothing secret is reported: no token, no signature, no secret key (access key ids are
+//! masked). The TLS probe connection sends no password; only the login step sends a token,
+//! through the same connector an application uses (verified TLS only).
+//!
+//! ```no_run
+//! use rds_iam_auth::doctor::Doctor;
+//! use rds_iam_auth::{Endpoint, Engine};
+//!
+//! # async fn run() -> Result<(), rds_iam_auth::Error> {
+//! let endpoint = Endpoint::new("mydb.cluster-abc123.us-east-1.rds.amazonaws.com", 5432)?;
+//! let report = Doctor::builder(Engine::Postgres, endpoint, "iam_user").build().run().await;
+//! for check in report.checks() {
+//!     println!("{check}");
+//! }
+//! std::process::exit(if report.logged_in() { 0 } else { 1 });
+//! # }
+//! ```
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant, SystemTime};
+
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+
+use crate::clock::{Clock, SharedClock, SystemClock};
+use crate::error::{Engine, Error};
+use crate::{Endpoint, TokenCache, TokenGenerator, TokenRequest, TrustStore};
+
+mod probe;
+mod sts;
+
+pub use probe::TlsProbe;
+
+/// How long each network step may take unless set otherwise.
+pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Diagnoses IAM logins to one endpoint as one user; see [`Doctor::builder`].
+#[derive(Debug, Clone)]
+pub struct Doctor {
+    engine: Engine,
+    endpoint: Endpoint,
+    user: String,
+    database: Option<String>,
+    region: Option<String>,
+    trust: TrustStore,
+    credentials: SharedCredentialsProvider,
+    clock: SharedClock,
+    sts_endpoint: Option<String>,
+    timeout: Duration,
+}
+
+/// Configures a [`Doctor`].
+#[derive(Debug)]
+pub struct DoctorBuilder {
+    doctor: Doctor,
+    credentials: Option<SharedCredentialsProvider>,
+}
+
+/// The outcome of one check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Status {
+    /// This link works.
+    Pass,
+    /// This link is broken: the login cannot succeed until it is fixed.
+    Fail,
+    /// Something to look at that does not by itself stop the login.
+    Warn,
+    /// Not checked, because an earlier step failed.
+    Skip,
+}
+
+impl Status {
+    /// `pass`, `fail`, `warn` or `skip` (the JSON output's words).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pass => "pass",
+            Status::Fail => "fail",
+            Status::Warn => "warn",
+            Status::Skip => "skip",
+        }
+    }
+
+    fn mark(self) -> &'static str {
+        match self {
+            Status::Pass => "✓",
+            Status::Fail => "✗",
+            Status::Warn => "!",
+            Status::Skip => "-",
+        }
+    }
+}
+
+/// One step of the diagnosis: what was checked, what was found, and what to do.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Check {
+    /// The step: `endpoint`, `credentials`, `identity`, `dns`, `tcp`, `tls`, `login` or `clock`.
+    pub step: &'static str,
+    /// Its outcome.
+    pub status: Status,
+    /// What was found, in one line.
+    pub message: String,
+    /// Further facts (addresses, certificate fields, the policy ARN, a checklist), one per line.
+    pub details: Vec<String>,
+    /// What to do, when something is wrong.
+    pub fix: Option<String>,
+}
+
+impl Check {
+    fn new(step: &'static str, status: Status, message: impl Into<String>) -> Self {
+        Self {
+            step,
+            status,
+            message: message.into(),
+            details: Vec::new(),
+            fix: None,
+        }
+    }
+
+    fn pass(step: &'static str, message: impl Into<String>) -> Self {
+        Self::new(step, Status::Pass, message)
+    }
+
+    fn fail(step: &'static str, message: impl Into<String>, fix: impl Into<String>) -> Self {
+        Self::new(step, Status::Fail, message).fix(fix)
+    }
+
+    fn skip(step: &'static str, why: &str) -> Self {
+        Self::new(step, Status::Skip, format!("not checked: {why}"))
+    }
+
+    fn fix(mut self, fix: impl Into<String>) -> Self {
+        self.fix = Some(fix.into());
+        self
+    }
+
+    fn detail(mut self, line: impl Into<String>) -> Self {
+        self.details.push(line.into());
+        self
+    }
+}
+
+impl fmt::Display for Check {
+    /// `✓ step: message`, then one indented line per detail and the fix.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}: {}", self.status.mark(), self.step, self.message)?;
+        for line in &self.details {
+            write!(f, "\n    {line}")?;
+        }
+        if let Some(fix) = &self.fix {
+            write!(f, "\n    fix: {fix}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Every check of one [`Doctor::run`], in order.
+#[derive(Debug, Clone)]
+pub struct Report {
+    checks: Vec<Check>,
+}
+
+impl Report {
+    /// The checks, in the order they ran.
+    pub fn checks(&self) -> &[Check] {
+        &self.checks
+    }
+
+    /// The check of `step`, if it ran.
+    pub fn check(&self, step: &str) -> Option<&Check> {
+        self.checks.iter().find(|c| c.step == step)
+    }
+
+    /// `true` when the login with a fresh token succeeded (the CLI's exit status 0).
+    pub fn logged_in(&self) -> bool {
+        self.check("login")
+            .is_some_and(|c| c.status == Status::Pass)
+    }
+}
+
+impl Doctor {
+    /// A doctor for `user`'s login to `endpoint` (the signing endpoint; set a dial address on
+    /// it for a tunnel), with credentials from the standard AWS chain unless
+    /// [`credentials`](DoctorBuilder::credentials) says otherwise, and the AWS CAs trusted.
+    pub fn builder(engine: Engine, endpoint: Endpoint, user: impl Into<String>) -> DoctorBuilder {
+        DoctorBuilder {
+            doctor: Doctor {
+                engine,
+                endpoint,
+                user: user.into(),
+                database: None,
+                region: None,
+                trust: TrustStore::aws_default(),
+                // Replaced in `build` (by the chain unless `credentials` was called).
+                credentials: SharedCredentialsProvider::new(Credentials::new(
+                    "unset", "unset", None, None, "unset",
+                )),
+                clock: std::sync::Arc::new(SystemClock),
+                sts_endpoint: None,
+                timeout: DEFAULT_STEP_TIMEOUT,
+            },
+            credentials: None,
+        }
+    }
+
+    /// Runs every step and reports each; never fails (a failure is a [`Check`]).
+    pub async fn run(&self) -> Report {
+        let mut checks = Vec::new();
+        let request = self.endpoint_step(&mut checks);
+        let credentials = self.credentials_step(&mut checks).await;
+        checks.push(
+            self.identity_step(request.as_ref(), credentials.as_ref())
+                .await,
+        );
+        let tls = self.network_steps(&mut checks).await;
+        let login = match (&request, &credentials) {
+            (Some(request), Some(_)) => self.login_step(request, tls.as_ref()).await,
+            _ => Check::skip("login", "no token can be signed (see above)"),
+        };
+        checks.push(login);
+        if let Some(check) = tls.as_ref().and_then(|t| self.clock_step(t)) {
+            checks.push(check);
+        }
+        Report { checks }
+    }
+
+    /// (1) What the token is signed for: host, port, region (given or inferred).
+    fn endpoint_step(&self, checks: &mut Vec<Check>) -> Option<TokenRequest> {
+        let mut builder = TokenRequest::rds(&self.endpoint, self.user.clone());
+        if let Some(region) = &self.region {
+            builder = builder.region(region);
+        }
+        let host = self.endpoint.host();
+        let (check, request) = match builder.build() {
+            Ok(request) => {
+                let source = if self.region.is_some() {
+                    "given"
+                } else {
+                    "inferred from the hostname"
+                };
+                let mut check = Check::pass(
+                    "endpoint",
+                    format!(
+                        "tokens are signed for {host}:{}, region {} ({source})",
+                        self.endpoint.port(),
+                        request.region().as_str()
+                    ),
+                );
+                if self.endpoint.is_tunnelled() {
+                    let (h, p) = self.endpoint.dial_address();
+                    check = check.detail(format!(
+                        "connections go to {h}:{p}; TLS still verifies {host}"
+                    ));
+                }
+                if self.endpoint.inferred_region().is_none() {
+                    check = check.detail(
+                        "this name is not an RDS endpoint name (a CNAME or a custom name?): RDS \
+                         accepts only tokens signed for its own endpoint name; if logins are \
+                         rejected, sign for the RDS name and dial this one (--dial)",
+                    );
+                }
+                (check, Some(request))
+            }
+            Err(e @ Error::RegionNotFound { .. }) => (
+                Check::fail(
+                    "endpoint",
+                    format!("no region in the hostname `{host}` (a CNAME or a custom name?)"),
+                    "pass the database's region (--region us-east-1); better, sign for the RDS \
+                     endpoint name itself and dial this name with --dial",
+                )
+                .detail(e.to_string()),
+                None,
+            ),
+            Err(e) => (
+                Check::fail(
+                    "endpoint",
+                    e.to_string(),
+                    "see the message; --region sets the region",
+                ),
+                None,
+            ),
+        };
+        checks.push(check);
+        request
+    }
+
+    /// (2) Which provider of the chain answered, which key, until when.
+    async fn credentials_step(&self, checks: &mut Vec<Check>) -> Option<Credentials> {
+        let resolved = tokio::time::timeout(self.timeout, self.credentials.provide_credentials());
+        let check = match resolved.await {
+            Ok(Ok(credentials)) => {
+                let expiry = match credentials.expiry() {
+                    Some(at) => describe_expiry(at, self.clock.now()),
+                    None => "no expiry (long-term keys)".to_owned(),
+                };
+                let check = Check::pass(
+                    "credentials",
+                    format!(
+                        "from {}: access key {}, {expiry}",
+                        provider_name(&credentials),
+                        mask(credentials.access_key_id())
+                    ),
+                );
+                let expired = credentials
+                    .expiry()
+                    .is_some_and(|at| at <= self.clock.now());
+                checks.push(if expired {
+                    Check {
+                        status: Status::Fail,
+                        ..check
+                    }
+                    .fix("refresh the credentials (aws sso login, a new session) and retry")
+                } else {
+                    check
+                });
+                return (!expired).then_some(credentials);
+            }
+            Ok(Err(e)) => Check::fail(
+                "credentials",
+                crate::error::report(&Error::Credentials(std::sync::Arc::new(e))),
+                "set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, run `aws sso login`, \
+                 or check the instance/task role",
+            ),
+            Err(_) => Check::fail(
+                "credentials",
+                format!("no credentials within {:?}", self.timeout),
+                "a provider of the chain hangs (often IMDS off EC2): set AWS_PROFILE or the \
+                 AWS_* variables",
+            ),
+        };
+        checks.push(check);
+        None
+    }
+
+    /// (2b) The IAM principal behind the credentials, and the resource ARN its policy needs.
+    async fn identity_step(
+        &self,
+        request: Option<&TokenRequest>,
+        credentials: Option<&Credentials>,
+    ) -> Check {
+        let Some(credentials) = credentials else {
+            return Check::skip("identity", "no credentials");
+        };
+        let region = request.map_or("us-east-1", |r| r.region().as_str());
+        let call = sts::caller_identity(
+            credentials,
+            region,
+            self.sts_endpoint.as_deref(),
+            self.clock.now(),
+        );
+        let identity = match tokio::time::timeout(self.timeout, call).await {
+            Ok(Ok(identity)) => identity,
+            Ok(Err(why)) => {
+                return Check::new(
+                    "identity",
+                    Status::Warn,
+                    format!("STS GetCallerIdentity failed: {why}"),
+                )
+                .fix(
+                    "the credentials may be revoked or for another partition; an \
+                      egress-restricted network may block STS (set AWS_ENDPOINT_URL_STS to a \
+                      VPC endpoint)",
+                );
+            }
+            Err(_) => {
+                return Check::new(
+                    "identity",
+                    Status::Warn,
+                    format!("STS did not answer within {:?}", self.timeout),
+                )
+                .fix("set AWS_ENDPOINT_URL_STS to an STS VPC endpoint if STS is unreachable");
+            }
+        };
+        let mut check = Check::pass("identity", format!("IAM principal {}", identity.arn));
+        if let Some(request) = request {
+            let arn = crate::policy::RdsDbUserArn::new(
+                request.region().as_str(),
+                &identity.account,
+                "*",
+                request.user(),
+            );
+            if let Ok(arn) = arn {
+                check = check
+                    .detail(format!(
+                        "its policy must allow rds-db:connect on {arn} (narrow `*` to the \
+                         DbiResourceId `db-...` or DbClusterResourceId `cluster-...`)"
+                    ))
+                    .detail(
+                        "the resource id is in the console (Configuration tab) or `aws rds \
+                         describe-db-clusters --query 'DBClusters[].DbClusterResourceId'` \
+                         (instances: describe-db-instances, DbiResourceId)",
+                    );
+            }
+        }
+        check
+    }
+
+    /// (3) DNS, TCP and TLS to the dialled address, without sending a password. Returns what
+    /// TLS saw when the handshake got that far.
+    async fn network_steps(&self, checks: &mut Vec<Check>) -> Option<TlsProbe> {
+        let (host, port) = self.endpoint.dial_address();
+        let addrs = match self.dns_step(host, port).await {
+            Ok((check, addrs)) => {
+                checks.push(check);
+                addrs
+            }
+            Err(check) => {
+                checks.push(check);
+                checks.push(Check::skip("tcp", "no address"));
+                checks.push(Check::skip("tls", "no address"));
+                return None;
+            }
+        };
+        let tcp = match self.tcp_step(&addrs).await {
+            Ok((check, tcp)) => {
+                checks.push(check);
+                tcp
+            }
+            Err(check) => {
+                checks.push(check);
+                checks.push(Check::skip("tls", "no TCP connection"));
+                return None;
+            }
+        };
+        let probe = probe::probe(self.engine, tcp, &self.endpoint, &self.trust);
+        let (check, probe) = match tokio::time::timeout(self.timeout, probe).await {
+            Ok(Ok(probe)) => (
+                probe::check(&probe, &self.endpoint, &self.trust),
+                Some(probe),
+            ),
+            Ok(Err(check)) => (check, None),
+            Err(_) => (
+                Check::fail(
+                    "tls",
+                    format!("no TLS handshake within {:?}", self.timeout),
+                    "check that the port is the database's (not a load balancer's or another \
+                     service's)",
+                ),
+                None,
+            ),
+        };
+        checks.push(check);
+        probe
+    }
+
+    async fn dns_step(&self, host: &str, port: u16) -> Result<(Check, Vec<SocketAddr>), Check> {
+        let lookup = tokio::time::timeout(self.timeout, tokio::net::lookup_host((host, port)));
+        match lookup.await {
+            Ok(Ok(addrs)) => {
+                let addrs: Vec<SocketAddr> = addrs.collect();
+                let ips: Vec<String> = addrs.iter().map(|a| a.ip().to_string()).collect();
+                Ok((
+                    Check::pass("dns", format!("{host} → {}", ips.join(", "))),
+                    addrs,
+                ))
+            }
+            Ok(Err(e)) => Err(Check::fail(
+                "dns",
+                format!("cannot resolve `{host}`: {e}"),
+                "check the name for typos; a private endpoint resolves only inside its VPC \
+                 (connect through a tunnel: --dial 127.0.0.1:PORT)",
+            )),
+            Err(_) => Err(Check::fail(
+                "dns",
+                format!("no DNS answer for `{host}` within {:?}", self.timeout),
+                "check the resolver (/etc/resolv.conf, the VPC's DNS settings)",
+            )),
+        }
+    }
+
+    async fn tcp_step(
+        &self,
+        addrs: &[SocketAddr],
+    ) -> Result<(Check, tokio::net::TcpStream), Check> {
+        let mut last = String::from("no address");
+        for addr in addrs {
+            let started = Instant::now();
+            let connect = tokio::time::timeout(self.timeout, tokio::net::TcpStream::connect(addr));
+            match connect.await {
+                Ok(Ok(tcp)) => {
+                    let ms = started.elapsed().as_secs_f64() * 1000.0;
+                    return Ok((
+                        Check::pass("tcp", format!("connected to {addr} in {ms:.1} ms")),
+                        tcp,
+                    ));
+                }
+                Ok(Err(e)) => last = format!("{addr}: {e}"),
+                Err(_) => last = format!("{addr}: no answer within {:?}", self.timeout),
+            }
+        }
+        Err(Check::fail(
+            "tcp",
+            format!("cannot connect: {last}"),
+            "check the port, that the instance is available, security groups (inbound from \
+             this address), routes, and the tunnel if there is one",
+        ))
+    }
+
+    /// (4) A login with a freshly signed token, through the connector applications use.
+    async fn login_step(&self, request: &TokenRequest, tls: Option<&TlsProbe>) -> Check {
+        let generator = TokenGenerator::builder(self.credentials.clone())
+            .clock(ClockRef(self.clock.clone()))
+            .build();
+        let cache = TokenCache::new(generator);
+        let result = match self.engine {
+            Engine::Postgres => self.login::<crate::Postgres>(cache, request).await,
+            Engine::MySql => self.login::<crate::MySql>(cache, request).await,
+        };
+        match result {
+            Ok(()) => Check::pass(
+                "login",
+                format!(
+                    "logged in as `{}` with a fresh token ({}, region {})",
+                    self.user,
+                    self.engine,
+                    request.region().as_str()
+                ),
+            ),
+            Err(Error::AuthenticationRejected { .. }) => self.rejected(request, tls),
+            Err(e) => Check::fail(
+                "login",
+                e.report(),
+                "fix the first failed step above; the message says what the driver saw",
+            ),
+        }
+    }
+
+    async fn login<D: crate::Driver>(
+        &self,
+        cache: TokenCache,
+        request: &TokenRequest,
+    ) -> crate::Result<()> {
+        let mut builder = crate::Connector::<D>::builder(cache, self.endpoint.clone(), &self.user)
+            .region(request.region().as_str())
+            .trust(self.trust.clone())
+            .connect_timeout(self.timeout);
+        if let Some(database) = &self.database {
+            builder = builder.database(database);
+        }
+        builder.build()?.connect().await.map(drop)
+    }
+
+    /// The server refused a freshly signed token: the causes, most likely first.
+    fn rejected(&self, request: &TokenRequest, tls: Option<&TlsProbe>) -> Check {
+        let user = &self.user;
+        let (host, port) = (request.host(), request.port());
+        let mut causes = match self.engine {
+            Engine::Postgres => vec![format!(
+                "the user is not allowed IAM logins: `GRANT rds_iam TO \"{user}\";` (and it must \
+                 exist: `CREATE USER \"{user}\";`)"
+            )],
+            Engine::MySql => vec![format!(
+                "the user is not an IAM user: `CREATE USER '{user}' IDENTIFIED WITH \
+                 AWSAuthenticationPlugin AS 'RDS';` (a password user rejects every token)"
+            )],
+        };
+        causes.extend([
+            "IAM database authentication is not enabled on the instance/cluster \
+             (--enable-iam-database-authentication; it takes effect after the modification)"
+                .to_owned(),
+            "the principal's policy lacks rds-db:connect on this user's dbuser ARN (see \
+             `identity` above), or the account/resource id/region in it is another database's"
+                .to_owned(),
+            format!(
+                "the server is not {host}:{port}: a token is valid only for the endpoint name and \
+                 port it was signed for (behind a CNAME, proxy or tunnel, sign for the RDS name \
+                 and dial the other address with --dial)"
+            ),
+            format!(
+                "the region is wrong: signed for {}; a Global Database writer endpoint needs the \
+                 current primary's region",
+                request.region().as_str()
+            ),
+            "the credentials were revoked, or an SCP or permissions boundary denies \
+             rds-db:connect"
+                .to_owned(),
+            "this machine's clock is off by more than 5 minutes (tokens carry their signing time)"
+                .to_owned(),
+        ]);
+        if self.engine == Engine::MySql {
+            causes.push(
+                "cannot be checked from the client: whether the server would switch this user to \
+                 mysql_clear_password (it says so only after the user name is sent, and only to \
+                 IAM users)"
+                    .to_owned(),
+            );
+        }
+        let mut check = Check::fail(
+            "login",
+            format!("the server rejected a freshly signed token for `{user}`"),
+            "work through the causes above in order; the server's log names the reason \
+             (PostgreSQL: `PAM authentication failed`; RDS events for IAM DB auth errors)",
+        );
+        if let Some(tls) = tls {
+            check = check.detail(format!(
+                "TLS was fine ({}): the token reached the server",
+                tls.protocol
+            ));
+        }
+        for (i, cause) in causes.into_iter().enumerate() {
+            check = check.detail(format!("{}. {cause}", i + 1));
+        }
+        check
+    }
+
+    /// The local clock against the server certificate's validity: a coarse bound on skew.
+    fn clock_step(&self, tls: &TlsProbe) -> Option<Check> {
+        let (from, until) = tls.validity?;
+        let now = SystemTime::now();
+        Some(if now < from || now > until {
+            Check::new(
+                "clock",
+                Status::Warn,
+                format!(
+                    "this machine's clock ({}) is outside the server certificate's validity \
+                     ({} to {})",
+                    rfc3339(now),
+                    rfc3339(from),
+                    rfc3339(until)
+                ),
+            )
+            .fix("check the clock (NTP, chrony); tokens signed with a skewed clock are rejected")
+        } else {
+            Check::pass(
+                "clock",
+                format!(
+                    "this machine's clock ({}) is inside the server certificate's validity; a \
+                     skew of minutes cannot be seen from the client",
+                    rfc3339(now)
+                ),
+            )
+        })
+    }
+}
+
+impl DoctorBuilder {
+    /// The database (PostgreSQL's default is the user name; MySQL's is none).
+    pub fn database(mut self, database: impl Into<String>) -> Self {
+        self.doctor.database = Some(database.into());
+        self
+    }
+
+    /// The region, when the hostname carries none.
+    pub fn region(mut self, region: impl Into<String>) -> Self {
+        self.doctor.region = Some(region.into());
+        self
+    }
+
+    /// The CAs to trust (default [`TrustStore::aws_default`]).
+    pub fn trust(mut self, trust: TrustStore) -> Self {
+        self.doctor.trust = trust;
+        self
+    }
+
+    /// The credentials provider (default: the standard AWS chain).
+    pub fn credentials(mut self, provider: impl ProvideCredentials + 'static) -> Self {
+        self.credentials = Some(SharedCredentialsProvider::new(provider));
+        self
+    }
+
+    /// The clock tokens and the STS request are signed with (default: the system clock).
+    pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.doctor.clock = std::sync::Arc::new(clock);
+        self
+    }
+
+    /// Where STS is (`http://127.0.0.1:PORT` for a test fake). Default:
+    /// `AWS_ENDPOINT_URL_STS`, else `AWS_ENDPOINT_URL`, else `https://sts.<region>.<domain>`.
+    pub fn sts_endpoint(mut self, url: impl Into<String>) -> Self {
+        self.doctor.sts_endpoint = Some(url.into());
+        self
+    }
+
+    /// How long each network step may take (default [`DEFAULT_STEP_TIMEOUT`]).
+    pub fn step_timeout(mut self, timeout: Duration) -> Self {
+        self.doctor.timeout = timeout;
+        self
+    }
+
+    /// The doctor.
+    pub fn build(self) -> Doctor {
+        let mut doctor = self.doctor;
+        doctor.credentials = match self.credentials {
+            Some(provider) => provider,
+            None => {
+                let region = doctor
+                    .region
+                    .as_deref()
+                    .and_then(|r| crate::Region::new(r).ok())
+                    .or_else(|| doctor.endpoint.inferred_region());
+                SharedCredentialsProvider::new(crate::aws_config_lazy::LazyDefaultChain::new(
+                    region.as_ref(),
+                ))
+            }
+        };
+        if doctor.sts_endpoint.is_none() {
+            doctor.sts_endpoint = ["AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL"]
+                .iter()
+                .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()));
+        }
+        doctor
+    }
+}
+
+/// A shared clock as a [`Clock`] (the generator builder takes one by value).
+#[derive(Debug)]
+struct ClockRef(SharedClock);
+
+impl Clock for ClockRef {
+    fn now(&self) -> SystemTime {
+        self.0.now()
+    }
+}
+
+/// The name of the provider that produced `credentials` (`EnvironmentVariable`, `Profile`,
+/// `WebIdentityToken`, `ECS`, `IMDSv2`...). aws-credential-types 1.3 has no getter for it; its
+/// `Debug` starts with it (and redacts the secret key and omits the session token).
+fn provider_name(credentials: &Credentials) -> String {
+    let debug = format!("{credentials:?}");
+    debug
+        .split_once("provider_name: \"")
+        .and_then(|(_, rest)| rest.split_once('"'))
+        .map_or_else(
+            || "the credentials provider".to_owned(),
+            |(name, _)| name.to_owned(),
+        )
+}
+
+/// `AKIA…WXYZ`: enough to tell keys apart, not enough to use one.
+fn mask(access_key_id: &str) -> String {
+    let chars: Vec<char> = access_key_id.chars().collect();
+    if chars.len() <= 8 {
+        return "****".to_owned();
+    }
+    let head: String = chars[..4].iter().collect();
+    let tail: String = chars[chars.len() - 4..].iter().collect();
+    format!("{head}…{tail}")
+}
+
+fn describe_expiry(at: SystemTime, now: SystemTime) -> String {
+    match at.duration_since(now) {
+        Ok(left) => format!("expires {} (in {} min)", rfc3339(at), left.as_secs() / 60),
+        Err(_) => format!("EXPIRED at {}", rfc3339(at)),
+    }
+}
+
+pub(crate) fn rfc3339(at: SystemTime) -> String {
+    use time::format_description::well_known::Rfc3339;
+    time::OffsetDateTime::from(at)
+        .replace_nanosecond(0)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_else(|| format!("{at:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_access_key_ids() {
+        assert_eq!(mask("AKIAIOSFODNN7EXAMPLE"), "AKIA…MPLE");
+        assert_eq!(mask("short"), "****");
+    }
+
+    #[test]
+    fn names_the_provider_without_the_secret() {
+        let credentials = Credentials::new("AKIDEXAMPLE", "s3cr3t", None, None, "Profile");
+        assert_eq!(provider_name(&credentials), "Profile");
+    }
+
+    #[test]
+    fn a_check_reads_as_one_line_then_details() {
+        let check = Check::fail("tcp", "cannot connect", "open the port").detail("10.0.0.1");
+        assert_eq!(
+            check.to_string(),
+            "✗ tcp: cannot connect\n    10.0.0.1\n    fix: open the port"
+        );
+    }
+}
