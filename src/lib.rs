@@ -125,8 +125,8 @@ pub use cache::{
 pub use clock::{Clock, FixedClock, SharedClock, SystemClock};
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 pub use connector::{
-    Connector, ConnectorBuilder, DEFAULT_CONNECT_TIMEOUT, Driver, ENV_CA_FILE, ENV_DATABASE,
-    ENV_ENDPOINT, ENV_PORT, ENV_REGION, ENV_USER,
+    Connector, ConnectorBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_RETRY_JITTER, Driver,
+    ENV_CA_FILE, ENV_DATABASE, ENV_ENDPOINT, ENV_PORT, ENV_REGION, ENV_USER,
 };
 pub use credentials::DEFAULT_CREDENTIALS_TIMEOUT;
 pub use endpoint::{Endpoint, infer_region};

@@ -20,12 +20,12 @@ use tokio::sync::Mutex;
 
 static TURN: Mutex<()> = Mutex::const_new(());
 
-async fn one(conn: &mut Conn, sql: &str) -> String {
+async fn one(conn: &mut impl Queryable, sql: &str) -> String {
     conn.query_first::<String, _>(sql).await.unwrap().unwrap()
 }
 
 /// The cipher of the session's TLS connection (empty without TLS).
-async fn ssl_cipher(conn: &mut Conn) -> String {
+async fn ssl_cipher(conn: &mut impl Queryable) -> String {
     let row: (String, String) = conn
         .query_first("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
         .await

@@ -7,7 +7,7 @@ mod support;
 
 use std::time::Duration;
 
-use rds_iam_auth::mysql_async::Conn;
+use rds_iam_auth::MySqlConnection;
 use rds_iam_auth::mysql_async::prelude::*;
 use rds_iam_auth::pool::{MySqlConnectionManager, MySqlManager, MySqlPool};
 use rds_iam_auth::{MySqlConnector, TokenRequest};
@@ -31,7 +31,7 @@ fn connector(db: &MariaDbServer, clock: &TestClock) -> MySqlConnector {
         .unwrap()
 }
 
-async fn connection_id(conn: &mut Conn) -> u64 {
+async fn connection_id(conn: &mut MySqlConnection) -> u64 {
     conn.query_first("SELECT CONNECTION_ID()")
         .await
         .unwrap()

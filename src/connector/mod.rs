@@ -31,6 +31,14 @@ pub use env::{ENV_CA_FILE, ENV_DATABASE, ENV_ENDPOINT, ENV_PORT, ENV_REGION, ENV
 /// How long one connection attempt (token, TCP, TLS, login) may take unless set otherwise.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The longest wait before the retry that follows a rejected token, unless set otherwise: the
+/// actual wait is random between zero and this ("full jitter").
+///
+/// RDS limits new IAM logins per second per instance, and a throttled login looks like a
+/// rejected token: many clients whose tokens were rejected at once (a credentials rotation, a
+/// failover) must not all retry in the same instant.
+pub const DEFAULT_RETRY_JITTER: Duration = Duration::from_millis(250);
+
 /// A database engine's driver, as the connector core uses it: implemented by `Postgres` and
 /// `MySql` only (the trait is sealed).
 ///
@@ -130,6 +138,7 @@ struct Core<D: Driver> {
     endpoint: Endpoint,
     options: D::Options,
     connect_timeout: Duration,
+    retry_jitter: Duration,
 }
 
 impl<D: Driver> Clone for Connector<D> {
@@ -151,6 +160,7 @@ pub struct ConnectorBuilder<D: Driver> {
     database: Option<String>,
     region: Option<String>,
     connect_timeout: Duration,
+    retry_jitter: Duration,
     trust: TrustStore,
     pub(crate) settings: D::Settings,
 }
@@ -173,6 +183,7 @@ impl<D: Driver> Connector<D> {
             database: None,
             region: None,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            retry_jitter: DEFAULT_RETRY_JITTER,
             trust: TrustStore::aws_default(),
             settings: D::Settings::default(),
         }
@@ -235,9 +246,10 @@ impl<D: Driver> Connector<D> {
     /// token from before a failover, a cache shared with a stale clock). Why only once: a
     /// freshly signed token that is refused too will be refused again (see
     /// [`Error::AuthenticationRejected`] for the usual causes), and RDS throttles floods of
-    /// failed IAM logins.
+    /// failed IAM logins. Why wait first: a throttled login looks like a rejection, and
+    /// clients rejected together must not retry together (see [`DEFAULT_RETRY_JITTER`]).
     pub(crate) async fn login(&self) -> Result<D::Login> {
-        let rejected = match self.attempt().await {
+        let rejected = match self.attempt(Duration::ZERO).await {
             Err(Attempt::Rejected { token, error }) => {
                 drop(error);
                 token
@@ -246,14 +258,27 @@ impl<D: Driver> Connector<D> {
         };
         self.inner.cache.invalidate(&self.inner.request, &rejected);
         drop(rejected);
-        self.attempt().await.map_err(|a| self.error(a))
+        self.attempt(self.retry_delay())
+            .await
+            .map_err(|a| self.error(a))
     }
 
-    /// One attempt with the cache's current token, the token included in the timeout: a
-    /// credentials provider that hangs must not hang the connection.
-    async fn attempt(&self) -> std::result::Result<D::Login, Attempt<D>> {
+    /// A random wait in `[0, bound]` (full jitter: spreads retries evenly over the bound, AWS's
+    /// advice for clients contending for one limit), the bound at most half the connect timeout.
+    fn retry_delay(&self) -> Duration {
+        let core = &*self.inner;
+        let bound = core.retry_jitter.min(core.connect_timeout / 2);
+        Duration::from_micros(fastrand::u64(0..=bound.as_micros() as u64))
+    }
+
+    /// One attempt with the cache's current token after `delay`, token and delay included in
+    /// the timeout: a credentials provider that hangs must not hang the connection.
+    async fn attempt(&self, delay: Duration) -> std::result::Result<D::Login, Attempt<D>> {
         let core = &*self.inner;
         let attempt = async {
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
             let token = core.cache.get(&core.request).await?;
             let ips = dial_ips(&core.endpoint).await?;
             match D::attempt(&core.options, &core.endpoint, ips, &token).await {
@@ -343,6 +368,17 @@ impl<D: Driver> ConnectorBuilder<D> {
         self
     }
 
+    /// The longest random wait before the retry that follows a rejected token; default
+    /// [`DEFAULT_RETRY_JITTER`] (250 ms), zero to retry at once.
+    ///
+    /// The wait counts in the retry's connect timeout, so a login still ends within twice the
+    /// connect timeout; a bound over half the connect timeout is cut to that half, so the retry
+    /// always keeps time to connect.
+    pub fn retry_jitter(mut self, bound: Duration) -> Self {
+        self.retry_jitter = bound;
+        self
+    }
+
     /// Which CAs to trust (default [`TrustStore::aws_default`]). Chain and host name are
     /// always verified; nothing else is trusted (not a driver's built-in roots).
     pub fn trust(mut self, trust: TrustStore) -> Self {
@@ -386,6 +422,7 @@ impl<D: Driver> ConnectorBuilder<D> {
                 endpoint: self.endpoint,
                 options,
                 connect_timeout: self.connect_timeout,
+                retry_jitter: self.retry_jitter,
             }),
         })
     }
