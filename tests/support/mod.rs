@@ -16,6 +16,8 @@
 pub mod capture;
 pub mod certs;
 #[cfg(any(feature = "postgres", feature = "mysql"))]
+pub mod faults;
+#[cfg(any(feature = "postgres", feature = "mysql"))]
 pub mod iam;
 pub mod mariadb;
 pub mod postgres;
