@@ -477,3 +477,40 @@ impl<D: Driver> fmt::Debug for ConnectorBuilder<D> {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(all(test, feature = "postgres"))]
+mod tests {
+    use super::*;
+    use crate::generator::TokenGenerator;
+    use crate::postgres::PgConnector;
+    use aws_credential_types::Credentials;
+
+    fn connector(timeout: Duration, jitter: Duration) -> PgConnector {
+        let credentials = Credentials::new("AKIDEXAMPLE", "secret", None, None, "test");
+        let endpoint = Endpoint::new("mydb.cluster-abc.eu-west-1.rds.amazonaws.com", 5432).unwrap();
+        PgConnector::builder(
+            TokenCache::new(TokenGenerator::new(credentials)),
+            endpoint,
+            "u",
+        )
+        .connect_timeout(timeout)
+        .retry_jitter(jitter)
+        .build()
+        .unwrap()
+    }
+
+    #[test]
+    fn the_retry_delay_is_random_within_the_bound_and_half_the_timeout() {
+        let c = connector(Duration::from_secs(10), Duration::from_millis(250));
+        let delays: Vec<_> = (0..1000).map(|_| c.retry_delay()).collect();
+        assert!(delays.iter().all(|d| *d <= Duration::from_millis(250)));
+        // Spread over the bound, not a constant: both halves are drawn.
+        assert!(delays.iter().any(|d| *d < Duration::from_millis(125)));
+        assert!(delays.iter().any(|d| *d > Duration::from_millis(125)));
+
+        let short = connector(Duration::from_millis(100), Duration::from_secs(5));
+        assert!((0..1000).all(|_| short.retry_delay() <= Duration::from_millis(50)));
+        let none = connector(Duration::from_secs(1), Duration::ZERO);
+        assert_eq!(none.retry_delay(), Duration::ZERO);
+    }
+}
