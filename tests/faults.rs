@@ -48,6 +48,8 @@ struct Target<D: Driver> {
     endpoint: fn(u16) -> Endpoint,
     set_password: fn(&str),
     restart: fn(),
+    /// Kills the server side of every connection of the IAM user; returns how many.
+    kill: fn() -> usize,
     query: Query<D>,
 }
 
@@ -59,6 +61,7 @@ fn pg() -> Target<Postgres> {
         endpoint: iam::tunnel_endpoint,
         set_password: |token| postgres().set_password(token),
         restart: || postgres().restart(),
+        kill: || postgres().terminate_backends_of(postgres().user()),
         query: |c| Box::pin(async move { c.query_one("SELECT 1", &[]).await.is_ok() }),
     }
 }
@@ -72,6 +75,10 @@ fn maria() -> Option<Target<MySql>> {
         endpoint: iam::mysql_tunnel_endpoint,
         set_password: |token| mariadb_or_skip().unwrap().set_password(token),
         restart: || mariadb_or_skip().unwrap().restart(),
+        kill: || {
+            let server = mariadb_or_skip().unwrap();
+            server.kill_connections_of(server.user())
+        },
         query: |c| Box::pin(async move { c.query_drop("SELECT 1").await.is_ok() }),
     })
 }
@@ -367,6 +374,114 @@ async fn a_server_restart_under_64_tasks_is_survived_by_the_pool() {
     .await;
     if let Some(m) = maria() {
         restart_under_a_loaded_pool(m, |c| {
+            Box::pin(async move { c.query_drop("SELECT 1").await.is_ok() })
+        })
+        .await;
+    }
+}
+
+/// Peak resident memory of this process so far (`VmHWM`), in KiB.
+fn peak_rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// 64 tasks through one pool for a fixed number of operations across token rotations (the
+/// clock moved 10 minutes, the server accepting only the new token), with the server killing
+/// every backend of the user once per rotation, at a random moment.
+async fn soak<D: Driver>(t: Target<D>, query: PoolQuery<D>)
+where
+    Manager<D>: managed::Manager<Error = Error>,
+{
+    const TASKS: usize = 64;
+    const ROTATIONS: usize = 4;
+    const OPS: usize = 100; // per task and rotation
+    let proxy = FaultProxy::start(t.upstream).await;
+    let clock = TestClock::new();
+    let builder = (t.builder)(iam::cache(&clock), (t.endpoint)(proxy.port));
+    let connector = builder.build().unwrap();
+    let request = connector.token_request().clone();
+    let cache = connector.cache().clone();
+    let pool: managed::Pool<Manager<D>> = managed::Pool::builder(Manager::new(connector))
+        .max_size(16)
+        .build()
+        .unwrap();
+    let (ops, failures, killed) = (
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicUsize::new(0)),
+        AtomicUsize::new(0),
+    );
+    let t0 = Instant::now();
+    for rotation in 0..ROTATIONS {
+        if rotation > 0 {
+            clock.advance(Duration::from_secs(600));
+        }
+        (t.set_password)(iam::token_at(&request, clock.at()).await.expose());
+        let tasks: Vec<_> = (0..TASKS)
+            .map(|_| {
+                let pool = pool.clone();
+                let (ops, failures) = (ops.clone(), failures.clone());
+                tokio::spawn(async move {
+                    for _ in 0..OPS {
+                        let ok = match pool.get().await {
+                            Ok(mut conn) => query(&mut conn).await,
+                            Err(PoolError::Backend(_)) => false,
+                            Err(other) => panic!("untyped pool error: {other:?}"),
+                        };
+                        let counter = if ok { &ops } else { &failures };
+                        counter.fetch_add(1, Ordering::Relaxed);
+                    }
+                })
+            })
+            .collect();
+        // The kill lands at a random moment of the phase.
+        tokio::time::sleep(Duration::from_millis(fastrand::u64(0..200))).await;
+        killed.fetch_add(
+            tokio::task::spawn_blocking(t.kill).await.unwrap(),
+            Ordering::Relaxed,
+        );
+        for task in tasks {
+            task.await.expect("no task panics");
+        }
+    }
+    let stats = cache.stats();
+    let (ops, failures) = (
+        ops.load(Ordering::Relaxed),
+        failures.load(Ordering::Relaxed),
+    );
+    let killed = killed.load(Ordering::Relaxed);
+    eprintln!(
+        "[soak] {}: {TASKS} tasks, {ROTATIONS} rotations, {} s: {ops} operations, {failures} \
+         failed ({killed} connections killed), {} signings, {} invalidations, {} logins, \
+         peak RSS {} MiB",
+        t.name,
+        t0.elapsed().as_secs(),
+        stats.misses + stats.refreshes,
+        stats.invalidations,
+        proxy.connections(),
+        peak_rss_kib() / 1024
+    );
+    assert_eq!(ops + failures, TASKS * ROTATIONS * OPS, "{}", t.name);
+    // A killed connection fails at most the one operation that finds it dead.
+    assert!(
+        failures <= killed,
+        "{}: failures beyond the injected kills",
+        t.name
+    );
+}
+
+/// Run by hand: `cargo test --all-features --test faults -- --ignored --nocapture soak`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a soak of about a minute: run by hand, figures in the README"]
+async fn soak_64_tasks_per_pool_across_token_rotations_and_backend_kills() {
+    let _turn = TURN.lock().await;
+    soak(pg(), |c| {
+        Box::pin(async move { c.query_one("SELECT 1", &[]).await.is_ok() })
+    })
+    .await;
+    if let Some(m) = maria() {
+        soak(m, |c| {
             Box::pin(async move { c.query_drop("SELECT 1").await.is_ok() })
         })
         .await;
