@@ -24,8 +24,8 @@ use std::sync::Arc;
 
 use lambda_runtime::{LambdaEvent, service_fn};
 use rds_iam_auth::MySqlConnection;
+use rds_iam_auth::mysql_async::Error as MySqlError;
 use rds_iam_auth::mysql_async::prelude::Queryable;
-use rds_iam_auth::mysql_async::{Conn, Error as MySqlError};
 use rds_iam_auth::{MySqlConnector, TokenCache, TokenGenerator};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
@@ -85,7 +85,7 @@ impl Function {
     }
 }
 
-async fn query(conn: &mut Conn) -> Result<Option<String>, MySqlError> {
+async fn query(conn: &mut MySqlConnection) -> Result<Option<String>, MySqlError> {
     conn.query_first("select database() as database_name").await
 }
 

@@ -136,9 +136,9 @@ pub use cache::{
 pub use clock::{Clock, FixedClock, SharedClock, SystemClock};
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 pub use connector::{
-    Connector, ConnectorBuilder, DEFAULT_CONNECT_TIMEOUT, DSQL_DEFAULT_MAX_CONCURRENT_LOGINS,
-    DSQL_RECOMMENDED_MAX_LIFETIME, DSQL_SESSION_LIMIT, Driver, ENV_CA_FILE, ENV_DATABASE,
-    ENV_ENDPOINT, ENV_PORT, ENV_REGION, ENV_USER,
+    Connector, ConnectorBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_RETRY_JITTER,
+    DSQL_DEFAULT_MAX_CONCURRENT_LOGINS, DSQL_RECOMMENDED_MAX_LIFETIME, DSQL_SESSION_LIMIT, Driver,
+    ENV_CA_FILE, ENV_DATABASE, ENV_ENDPOINT, ENV_PORT, ENV_REGION, ENV_USER,
 };
 pub use credentials::DEFAULT_CREDENTIALS_TIMEOUT;
 pub use endpoint::{Endpoint, infer_region};

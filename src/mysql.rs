@@ -21,7 +21,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::net::IpAddr;
 
-use mysql_async::prelude::Queryable;
+use mysql_async::prelude::{AsQuery, Queryable, StatementLike};
 use mysql_async::{Conn, Opts, OptsBuilder, SslOpts};
 
 use crate::connector::sealed::{self, CommonSettings};
@@ -70,8 +70,9 @@ pub struct MySql;
 /// [`Error::AuthenticationRejected`](crate::Error::AuthenticationRejected), which lists the
 /// likely causes.
 ///
-/// Connections come as [`MySqlConnection`]: a `mysql_async::Conn` (through `Deref`) whose
-/// `Debug` leaves out the connection options, which hold the token.
+/// Connections come as [`MySqlConnection`]: a `mysql_async::Conn` behind mysql_async's
+/// `Queryable`, which keeps the connection options (they hold the token) out of reach and out
+/// of `Debug`.
 #[cfg_attr(docsrs, doc(cfg(feature = "mysql")))]
 pub type MySqlConnector = Connector<MySql>;
 
@@ -141,37 +142,132 @@ impl sealed::Driver for MySql {
     }
 }
 
-/// A MySQL connection logged in with an IAM token: a `mysql_async::Conn` (use it through
-/// `Deref`/`DerefMut`, e.g. `conn.query_first(..)`) whose `Debug` shows no secret.
+/// A MySQL connection logged in with an IAM token: run queries through mysql_async's
+/// [`Queryable`] (`use rds_iam_auth::mysql_async::prelude::*`, then `conn.query_first(..)`,
+/// `conn.exec_drop(..)`, `conn.ping()`), transactions with
+/// [`start_transaction`](Self::start_transaction).
 ///
-/// mysql_async keeps the password, here the token, in the connection's options and prints
-/// them in `Conn`'s own `Debug`; this wrapper prints the connection id and server version
-/// only. [`into_inner`](Self::into_inner) gives the `Conn` itself: do not log that with `{:?}`.
+/// It wraps a `mysql_async::Conn` but does not dereference to it: mysql_async keeps the
+/// password, here the token, in the connection's options for the connection's whole life, and
+/// `Conn::opts()` (or `Conn`'s own `Debug`) would hand it out. This wrapper's `Debug` prints the
+/// connection id and server version only. [`into_inner`](Self::into_inner) gives the `Conn`
+/// itself, options included, for what the wrapper does not offer: do not log that with `{:?}`.
+///
+/// ```compile_fail
+/// # async fn run(conn: rds_iam_auth::MySqlConnection) {
+/// // The options (and the token in them) are not reachable through the wrapper.
+/// let _ = conn.opts();
+/// # }
+/// ```
 #[cfg_attr(docsrs, doc(cfg(feature = "mysql")))]
 pub struct MySqlConnection(Conn);
 
+/// mysql_async's boxed future, spelled out (its alias is private).
+type BoxFuture<'a, T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = mysql_async::Result<T>> + Send + 'a>>;
+
 impl MySqlConnection {
     /// Closes the connection gracefully (`COM_QUIT`), as `Conn::disconnect` does.
-    pub async fn disconnect(self) -> std::result::Result<(), mysql_async::Error> {
+    pub async fn disconnect(self) -> mysql_async::Result<()> {
         self.0.disconnect().await
     }
 
-    /// The `mysql_async::Conn` itself (its `Debug` prints the token).
+    /// The `mysql_async::Conn` itself (its `opts()` and `Debug` hold the token).
     pub fn into_inner(self) -> Conn {
         self.0
     }
-}
 
-impl std::ops::Deref for MySqlConnection {
-    type Target = Conn;
-    fn deref(&self) -> &Conn {
-        &self.0
+    /// Starts a transaction, as `Conn::start_transaction` does.
+    pub async fn start_transaction(
+        &mut self,
+        options: mysql_async::TxOpts,
+    ) -> mysql_async::Result<mysql_async::Transaction<'_>> {
+        self.0.start_transaction(options).await
+    }
+
+    /// The server's connection id.
+    pub fn id(&self) -> u32 {
+        self.0.id()
+    }
+
+    /// The server's version (major, minor, patch).
+    pub fn server_version(&self) -> (u16, u16, u16) {
+        self.0.server_version()
+    }
+
+    /// `true` once mysql_async knows the connection is closed (it notices at the next command).
+    pub fn is_disconnected(&self) -> bool {
+        self.0.is_disconnected()
+    }
+
+    /// The last insert id of the last command, if any.
+    pub fn last_insert_id(&self) -> Option<u64> {
+        self.0.last_insert_id()
+    }
+
+    /// The number of rows the last command affected.
+    pub fn affected_rows(&self) -> u64 {
+        self.0.affected_rows()
+    }
+
+    /// The server's info string for the last command.
+    pub fn info(&self) -> Cow<'_, str> {
+        self.0.info()
+    }
+
+    /// The number of warnings the last command raised.
+    pub fn get_warnings(&self) -> u16 {
+        self.0.get_warnings()
     }
 }
 
-impl std::ops::DerefMut for MySqlConnection {
-    fn deref_mut(&mut self) -> &mut Conn {
-        &mut self.0
+/// Every query method of `Conn`, by delegation (the provided methods build on these).
+impl Queryable for MySqlConnection {
+    fn ping(&mut self) -> BoxFuture<'_, ()> {
+        self.0.ping()
+    }
+
+    fn query_iter<'a, Q>(
+        &'a mut self,
+        query: Q,
+    ) -> BoxFuture<'a, mysql_async::QueryResult<'a, 'static, mysql_async::TextProtocol>>
+    where
+        Q: AsQuery + 'a,
+    {
+        self.0.query_iter(query)
+    }
+
+    fn prep<'a, Q>(&'a mut self, query: Q) -> BoxFuture<'a, mysql_async::Statement>
+    where
+        Q: AsQuery + 'a,
+    {
+        self.0.prep(query)
+    }
+
+    fn close(&mut self, stmt: mysql_async::Statement) -> BoxFuture<'_, ()> {
+        self.0.close(stmt)
+    }
+
+    fn exec_iter<'a: 's, 's, Q, P>(
+        &'a mut self,
+        stmt: Q,
+        params: P,
+    ) -> BoxFuture<'s, mysql_async::QueryResult<'a, 'static, mysql_async::BinaryProtocol>>
+    where
+        Q: StatementLike + 's,
+        P: Into<mysql_async::Params>,
+    {
+        self.0.exec_iter(stmt, params)
+    }
+
+    fn exec_batch<'a: 'b, 'b, S, P, I>(&'a mut self, stmt: S, params_iter: I) -> BoxFuture<'b, ()>
+    where
+        S: StatementLike + 'b,
+        I: IntoIterator<Item = P> + Send + 'b,
+        I::IntoIter: Send,
+        P: Into<mysql_async::Params> + Send,
+    {
+        self.0.exec_batch(stmt, params_iter)
     }
 }
 

@@ -14,6 +14,11 @@ use zeroize::Zeroize;
 /// so it never shows in `Debug` or `Display`; the text is reached only through
 /// [`expose`](Self::expose). Its memory is zeroed when the last clone is dropped.
 ///
+/// That covers this crate's copies only. A driver given the token as a password keeps its own
+/// copy, freed without zeroing: tokio-postgres's per-login `Config` until the login ends,
+/// mysql_async's connection options for the connection's whole life (which
+/// `MySqlConnection` keeps out of reach), and the drivers' and rustls's internal buffers.
+///
 /// Cloning is cheap (a reference count), which is what lets the token cache hand out
 /// tokens without allocating.
 #[derive(Clone)]

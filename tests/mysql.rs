@@ -20,7 +20,7 @@ static TURN: Mutex<()> = Mutex::const_new(());
 
 connector_scenarios!(MySql);
 
-async fn one(conn: &mut Conn, sql: &str) -> String {
+async fn one(conn: &mut impl Queryable, sql: &str) -> String {
     conn.query_first::<String, _>(sql).await.unwrap().unwrap()
 }
 

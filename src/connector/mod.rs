@@ -69,6 +69,13 @@ fn is_dsql(request: &TokenRequest) -> bool {
         Action::DsqlConnect | Action::DsqlConnectAdmin
     )
 }
+/// The longest wait before the retry that follows a rejected token, unless set otherwise: the
+/// actual wait is random between zero and this ("full jitter").
+///
+/// RDS limits new IAM logins per second per instance, and a throttled login looks like a
+/// rejected token: many clients whose tokens were rejected at once (a credentials rotation, a
+/// failover) must not all retry in the same instant.
+pub const DEFAULT_RETRY_JITTER: Duration = Duration::from_millis(250);
 
 /// A database engine's driver, as the connector core uses it: implemented by `Postgres` and
 /// `MySql` only (the trait is sealed).
@@ -174,6 +181,7 @@ struct Core<D: Driver> {
     max_concurrent_logins: Option<usize>,
     /// For the `db.namespace` of the connect span.
     database: Option<String>,
+    retry_jitter: Duration,
 }
 
 impl<D: Driver> Clone for Connector<D> {
@@ -195,6 +203,7 @@ pub struct ConnectorBuilder<D: Driver> {
     database: Option<String>,
     region: Option<String>,
     connect_timeout: Duration,
+    retry_jitter: Duration,
     trust: TrustStore,
     dsql: Option<bool>,
     token_lifetime: Option<Duration>,
@@ -220,6 +229,7 @@ impl<D: Driver> Connector<D> {
             database: None,
             region: None,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            retry_jitter: DEFAULT_RETRY_JITTER,
             trust: TrustStore::aws_default(),
             dsql: None,
             token_lifetime: None,
@@ -300,7 +310,8 @@ impl<D: Driver> Connector<D> {
     /// token from before a failover, a cache shared with a stale clock). Why only once: a
     /// freshly signed token that is refused too will be refused again (see
     /// [`Error::AuthenticationRejected`] for the usual causes), and RDS throttles floods of
-    /// failed IAM logins.
+    /// failed IAM logins. Why wait first: a throttled login looks like a rejection, and
+    /// clients rejected together must not retry together (see [`DEFAULT_RETRY_JITTER`]).
     pub(crate) async fn login(&self) -> Result<D::Login> {
         // Held for both attempts: a retry is a new login as far as the server is concerned.
         let _permit = match &self.inner.logins {
@@ -345,7 +356,7 @@ impl<D: Driver> Connector<D> {
     }
 
     async fn login_with_retry(&self) -> Result<D::Login> {
-        let rejected = match self.attempt(1).await {
+        let rejected = match self.attempt(1, Duration::ZERO).await {
             Err(Attempt::Rejected { token, error }) => {
                 drop(error);
                 token
@@ -358,14 +369,31 @@ impl<D: Driver> Connector<D> {
         crate::observe::retry(D::ENGINE);
         self.inner.cache.invalidate(&self.inner.request, &rejected);
         drop(rejected);
-        self.attempt(2).await.map_err(|a| self.error(a))
+        self.attempt(2, self.retry_delay())
+            .await
+            .map_err(|a| self.error(a))
     }
 
-    /// One attempt with the cache's current token, the token included in the timeout: a
-    /// credentials provider that hangs must not hang the connection.
-    async fn attempt(&self, number: u32) -> std::result::Result<D::Login, Attempt<D>> {
+    /// A random wait in `[0, bound]` (full jitter: spreads retries evenly over the bound, AWS's
+    /// advice for clients contending for one limit), the bound at most half the connect timeout.
+    fn retry_delay(&self) -> Duration {
+        let core = &*self.inner;
+        let bound = core.retry_jitter.min(core.connect_timeout / 2);
+        Duration::from_micros(fastrand::u64(0..=bound.as_micros() as u64))
+    }
+
+    /// Attempt `number` with the cache's current token after `delay`, token and delay included
+    /// in the timeout: a credentials provider that hangs must not hang the connection.
+    async fn attempt(
+        &self,
+        number: u32,
+        delay: Duration,
+    ) -> std::result::Result<D::Login, Attempt<D>> {
         let core = &*self.inner;
         let attempt = async {
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
             let token = core.cache.get(&core.request).await?;
             let ips = dial_ips(&core.endpoint).await?;
             match D::attempt(&core.options, &core.endpoint, ips, &token).await {
@@ -455,6 +483,17 @@ impl<D: Driver> ConnectorBuilder<D> {
     /// [`DEFAULT_CONNECT_TIMEOUT`]. A rejected token's retry gets the same again.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
+        self
+    }
+
+    /// The longest random wait before the retry that follows a rejected token; default
+    /// [`DEFAULT_RETRY_JITTER`] (250 ms), zero to retry at once.
+    ///
+    /// The wait counts in the retry's connect timeout, so a login still ends within twice the
+    /// connect timeout; a bound over half the connect timeout is cut to that half, so the retry
+    /// always keeps time to connect.
+    pub fn retry_jitter(mut self, bound: Duration) -> Self {
+        self.retry_jitter = bound;
         self
     }
 
@@ -552,6 +591,7 @@ impl<D: Driver> ConnectorBuilder<D> {
                 logins: max_concurrent_logins.map(Semaphore::new),
                 max_concurrent_logins,
                 database: self.database,
+                retry_jitter: self.retry_jitter,
             }),
         })
     }
@@ -626,5 +666,42 @@ impl<D: Driver> fmt::Debug for ConnectorBuilder<D> {
             .field("max_concurrent_logins", &self.max_concurrent_logins)
             .field("settings", &self.settings)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(all(test, feature = "postgres"))]
+mod tests {
+    use super::*;
+    use crate::generator::TokenGenerator;
+    use crate::postgres::PgConnector;
+    use aws_credential_types::Credentials;
+
+    fn connector(timeout: Duration, jitter: Duration) -> PgConnector {
+        let credentials = Credentials::new("AKIDEXAMPLE", "secret", None, None, "test");
+        let endpoint = Endpoint::new("mydb.cluster-abc.eu-west-1.rds.amazonaws.com", 5432).unwrap();
+        PgConnector::builder(
+            TokenCache::new(TokenGenerator::new(credentials)),
+            endpoint,
+            "u",
+        )
+        .connect_timeout(timeout)
+        .retry_jitter(jitter)
+        .build()
+        .unwrap()
+    }
+
+    #[test]
+    fn the_retry_delay_is_random_within_the_bound_and_half_the_timeout() {
+        let c = connector(Duration::from_secs(10), Duration::from_millis(250));
+        let delays: Vec<_> = (0..1000).map(|_| c.retry_delay()).collect();
+        assert!(delays.iter().all(|d| *d <= Duration::from_millis(250)));
+        // Spread over the bound, not a constant: both halves are drawn.
+        assert!(delays.iter().any(|d| *d < Duration::from_millis(125)));
+        assert!(delays.iter().any(|d| *d > Duration::from_millis(125)));
+
+        let short = connector(Duration::from_millis(100), Duration::from_secs(5));
+        assert!((0..1000).all(|_| short.retry_delay() <= Duration::from_millis(50)));
+        let none = connector(Duration::from_secs(1), Duration::ZERO);
+        assert_eq!(none.retry_delay(), Duration::ZERO);
     }
 }

@@ -128,7 +128,7 @@ mod my {
     use rds_iam_auth::mysql_async::{self, Conn, prelude::*};
     use rds_iam_auth::{MySql, MySqlConnector};
 
-    async fn one(conn: &mut Conn, sql: &str) -> String {
+    async fn one(conn: &mut impl Queryable, sql: &str) -> String {
         conn.query_first::<String, _>(sql).await.unwrap().unwrap()
     }
 

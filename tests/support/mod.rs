@@ -31,6 +31,8 @@ pub mod fake_mysql;
 #[cfg(feature = "postgres")]
 pub mod fake_postgres;
 #[cfg(any(feature = "postgres", feature = "mysql"))]
+pub mod faults;
+#[cfg(any(feature = "postgres", feature = "mysql"))]
 pub mod iam;
 pub mod mariadb;
 #[cfg(any(
