@@ -125,7 +125,7 @@ mod my {
     use super::*;
     use crate::support::mariadb::{DATABASE, IAM_USER};
     use crate::support::mariadb_or_skip;
-    use rds_iam_auth::mysql_async::{self, Conn, prelude::*};
+    use rds_iam_auth::mysql_async::{self, prelude::*};
     use rds_iam_auth::{MySql, MySqlConnector};
 
     async fn one(conn: &mut impl Queryable, sql: &str) -> String {
