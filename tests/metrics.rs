@@ -4,8 +4,7 @@
 mod support;
 
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
-use support::iam::{self, TestClock};
-use support::postgres;
+use support::iam;
 
 #[test]
 fn a_login_and_a_rejection_are_counted() {
@@ -18,16 +17,7 @@ fn a_login_and_a_rejection_are_counted() {
     // The recorder is this thread's; the current-thread runtime runs everything on it.
     metrics::with_local_recorder(&recorder, || {
         runtime.block_on(async {
-            let pg = postgres();
-            let clock = TestClock::new();
-            let connector = iam::builder(iam::cache(&clock), iam::tunnel_endpoint(pg.port()))
-                .build()
-                .unwrap();
-            let token = iam::token_at(connector.token_request(), clock.at()).await;
-            pg.set_password(token.expose());
-            connector.connect().await.expect("login");
-            pg.set_password("not the token");
-            connector.connect().await.expect_err("rejected");
+            iam::login_then_rejection().await;
         })
     });
 

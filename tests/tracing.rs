@@ -7,8 +7,7 @@ mod support;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use support::iam::{self, TestClock};
-use support::postgres;
+use support::iam;
 
 /// Everything the subscriber writes, shared with the test.
 #[derive(Clone, Default)]
@@ -36,16 +35,7 @@ async fn trace_output_names_the_database_and_never_the_token() {
     // Thread-local: the current-thread runtime runs the connection's tasks on this thread.
     let _guard = tracing::subscriber::set_default(subscriber);
 
-    let pg = postgres();
-    let clock = TestClock::new();
-    let connector = iam::builder(iam::cache(&clock), iam::tunnel_endpoint(pg.port()))
-        .build()
-        .unwrap();
-    let token = iam::token_at(connector.token_request(), clock.at()).await;
-    pg.set_password(token.expose());
-    connector.connect().await.expect("login");
-    pg.set_password("not the token");
-    let error = connector.connect().await.expect_err("rejected");
+    let (token, error) = iam::login_then_rejection().await;
     assert!(
         matches!(error, rds_iam_auth::Error::AuthenticationRejected { .. }),
         "{error}"

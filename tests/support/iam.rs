@@ -150,3 +150,21 @@ impl CountingProxy {
         self.accepted.load(Ordering::SeqCst)
     }
 }
+
+/// What the observability tests watch: a PostgreSQL login through a tunnel, then a login
+/// whose token the server refuses twice. Returns the first login's token and the second
+/// login's error.
+#[cfg(feature = "postgres")]
+pub async fn login_then_rejection() -> (IamAuthToken, rds_iam_auth::Error) {
+    let pg = super::postgres();
+    let clock = TestClock::new();
+    let connector = builder(cache(&clock), tunnel_endpoint(pg.port()))
+        .build()
+        .unwrap();
+    let token = token_at(connector.token_request(), clock.at()).await;
+    pg.set_password(token.expose());
+    connector.connect().await.expect("login");
+    pg.set_password("not the token");
+    let error = connector.connect().await.expect_err("rejected");
+    (token, error)
+}
