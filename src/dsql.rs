@@ -13,7 +13,6 @@
 
 use std::fmt;
 use std::future::Future;
-use std::hash::BuildHasher;
 use std::time::{Duration, Instant};
 
 use tokio_postgres::error::SqlState;
@@ -262,13 +261,11 @@ where
     }
 }
 
-/// A uniformly random duration in `[0, cap]`, from std's `RandomState` (SipHash with
-/// per-process random keys, new keys per call): no RNG crate is in the dependency tree
-/// without the `aws-config` feature, and backoff jitter needs no more.
+/// A uniformly random duration in `[0, cap]`, from the same `fastrand` generator as the
+/// connector's retry jitter (backoff jitter needs no cryptographic randomness).
 fn full_jitter(cap: Duration) -> Duration {
-    let random = std::collections::hash_map::RandomState::new().hash_one(Instant::now());
-    let nanos = (cap.as_nanos().min(u64::MAX as u128) * random as u128) >> 64;
-    Duration::from_nanos(nanos as u64)
+    let cap = u64::try_from(cap.as_nanos()).unwrap_or(u64::MAX);
+    Duration::from_nanos(fastrand::u64(0..=cap))
 }
 
 #[cfg(test)]
