@@ -1,0 +1,126 @@
+//! `rds-iam-token doctor` (feature `doctor`): the library's `Doctor`, run from the command
+//! line. A separate feature because it links both database drivers, which the token
+//! command's cold start does not need.
+
+use std::process::ExitCode;
+
+use clap::Args;
+use rds_iam_auth::doctor::{Check, Doctor, Status};
+use rds_iam_auth::{Endpoint, Engine, TrustStore};
+
+use crate::explain;
+
+/// Shown after the flags of `rds-iam-token doctor --help`.
+pub(crate) const EXAMPLES: &str = "\
+Examples:
+  rds-iam-token doctor --engine postgres \\
+    --hostname mydb.cluster-abc123.us-east-1.rds.amazonaws.com --username iam_user
+  # Through an SSH tunnel on localhost:15432, as scripts read it:
+  rds-iam-token doctor --engine mysql --hostname mydb.cluster-abc123.us-east-1.rds.amazonaws.com \\
+    --username iam_user --dial 127.0.0.1:15432 --json
+
+Each step prints one line, ✓ (works), ✗ (broken), ! (worth a look) or - (not checked), with
+the cause and the fix. STS is reached at AWS_ENDPOINT_URL_STS or AWS_ENDPOINT_URL when set.";
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum EngineArg {
+    Postgres,
+    Mysql,
+}
+
+#[derive(Args)]
+pub(crate) struct DoctorArgs {
+    /// The database engine.
+    #[arg(long, value_enum)]
+    engine: EngineArg,
+    /// The endpoint's DNS name (what the token is signed for and TLS verifies).
+    #[arg(long, value_name = "HOST")]
+    hostname: String,
+    /// The endpoint's port (default: 5432 for PostgreSQL, 3306 for MySQL).
+    #[arg(long)]
+    port: Option<u16>,
+    /// The database user.
+    #[arg(long, value_name = "USER")]
+    username: String,
+    /// The database (PostgreSQL's default is the user name).
+    #[arg(long)]
+    database: Option<String>,
+    /// The region (default: inferred from the hostname).
+    #[arg(long)]
+    region: Option<String>,
+    /// Connect here instead (a tunnel, a CNAME), still signing for and verifying --hostname.
+    #[arg(long, value_name = "HOST:PORT")]
+    dial: Option<String>,
+    /// A PEM file of CAs to trust besides the AWS ones (GovCloud, a private CA).
+    #[arg(long, value_name = "FILE")]
+    ca_file: Option<std::path::PathBuf>,
+    /// One JSON object per step, one per line, instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+pub(crate) async fn run(args: &DoctorArgs) -> ExitCode {
+    let doctor = match doctor_from_args(args) {
+        Ok(doctor) => doctor,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let report = doctor.run().await;
+    for check in report.checks() {
+        if args.json {
+            println!("{}", check_json(check));
+        } else {
+            println!("{check}");
+        }
+    }
+    if report.logged_in() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn doctor_from_args(args: &DoctorArgs) -> Result<Doctor, String> {
+    let engine = match args.engine {
+        EngineArg::Postgres => Engine::Postgres,
+        EngineArg::Mysql => Engine::MySql,
+    };
+    let port = args.port.unwrap_or(engine.default_port());
+    let mut endpoint = Endpoint::new(&args.hostname, port).map_err(|e| explain(&e))?;
+    if let Some(dial) = &args.dial {
+        let (host, port) = dial
+            .rsplit_once(':')
+            .and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?)))
+            .ok_or_else(|| format!("--dial `{dial}` is not HOST:PORT"))?;
+        endpoint = endpoint
+            .with_dial_address(host, port)
+            .map_err(|e| explain(&e))?;
+    }
+    let mut builder = Doctor::builder(engine, endpoint, &args.username);
+    if let Some(database) = &args.database {
+        builder = builder.database(database);
+    }
+    if let Some(region) = &args.region {
+        builder = builder.region(region);
+    }
+    if let Some(path) = &args.ca_file {
+        let trust = TrustStore::aws_default()
+            .with_ca_file(path)
+            .map_err(|e| explain(&e))?;
+        builder = builder.trust(trust);
+    }
+    Ok(builder.build())
+}
+
+fn check_json(check: &Check) -> serde_json::Value {
+    serde_json::json!({
+        "step": check.step,
+        "ok": check.status != Status::Fail,
+        "status": check.status.as_str(),
+        "message": check.message,
+        "details": check.details,
+        "fix": check.fix,
+    })
+}
