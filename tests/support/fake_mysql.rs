@@ -104,6 +104,17 @@ async fn write(s: &mut (impl AsyncWrite + Unpin), bytes: &[u8]) {
     let _ = s.write_all(bytes).await;
 }
 
+/// A greeting that offers TLS, then the client's SSL request, recorded; `false` when the
+/// client hung up instead.
+async fn offer_tls(tcp: &mut TcpStream, rec: &Recorder) -> bool {
+    write(tcp, &packet(0, &greeting(BASE_CAPABILITIES | CLIENT_SSL))).await;
+    let Some(ssl_request) = read_packet(tcp).await else {
+        return false;
+    };
+    rec.record(&ssl_request);
+    true
+}
+
 async fn serve(mut tcp: TcpStream, answer: Answer, rec: Recorder) {
     let record = |bytes: &[u8]| rec.record(bytes);
     match answer {
@@ -119,28 +130,16 @@ async fn serve(mut tcp: TcpStream, answer: Answer, rec: Recorder) {
             listen(&mut tcp, &rec).await;
         }
         Answer::CleartextSwitchBeforeTls => {
-            write(
-                &mut tcp,
-                &packet(0, &greeting(BASE_CAPABILITIES | CLIENT_SSL)),
-            )
-            .await;
-            let Some(ssl_request) = read_packet(&mut tcp).await else {
+            if !offer_tls(&mut tcp, &rec).await {
                 return;
-            };
-            record(&ssl_request);
+            }
             write(&mut tcp, &packet(2, &cleartext_switch())).await;
             listen(&mut tcp, &rec).await;
         }
         Answer::Tls(cert) => {
-            write(
-                &mut tcp,
-                &packet(0, &greeting(BASE_CAPABILITIES | CLIENT_SSL)),
-            )
-            .await;
-            let Some(ssl_request) = read_packet(&mut tcp).await else {
+            if !offer_tls(&mut tcp, &rec).await {
                 return;
-            };
-            record(&ssl_request);
+            }
             let Ok(mut tls) = tls_acceptor(cert).accept(tcp).await else {
                 return; // the client refused the certificate
             };
