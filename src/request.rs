@@ -86,6 +86,11 @@ impl Hash for TokenRequest {
 }
 
 impl TokenRequest {
+    /// The hash of every field, computed once (what the token cache's map uses).
+    pub(crate) fn key_hash(&self) -> u64 {
+        self.key_hash
+    }
+
     /// A token for RDS, Aurora or RDS Proxy: log in to `endpoint` as `user`.
     pub fn rds(endpoint: &Endpoint, user: impl Into<String>) -> TokenRequestBuilder {
         TokenRequestBuilder::new(endpoint, user.into(), Action::RdsConnect)

@@ -28,10 +28,10 @@ pub struct IamAuthToken {
 
 // Aligned to two cache lines so that copies made by `duplicate` never share one: the token
 // cache hands different threads different copies, and their reference counts then never
-// bounce between cores.
+// bounce between cores. The copies share the text, which is only read.
 #[repr(align(128))]
 struct Inner {
-    value: String,
+    value: Arc<Secret>,
     signed_at: SystemTime,
     expires_at: SystemTime,
     /// Which credentials resolution signed it (0: unknown), so that the token cache can
@@ -39,9 +39,12 @@ struct Inner {
     credentials_generation: u64,
 }
 
-impl Drop for Inner {
+/// The token text, zeroed when the last copy that shares it is dropped.
+struct Secret(String);
+
+impl Drop for Secret {
     fn drop(&mut self) {
-        self.value.zeroize();
+        self.0.zeroize();
     }
 }
 
@@ -49,7 +52,7 @@ impl IamAuthToken {
     pub(crate) fn new(value: String, signed_at: SystemTime, expires_at: SystemTime) -> Self {
         Self {
             inner: Arc::new(Inner {
-                value,
+                value: Arc::new(Secret(value)),
                 signed_at,
                 expires_at,
                 credentials_generation: 0,
@@ -73,7 +76,7 @@ impl IamAuthToken {
         self.inner.credentials_generation
     }
 
-    /// The same token in an allocation of its own (its own reference count).
+    /// The same token with a reference count of its own (the text is shared, not copied).
     pub(crate) fn duplicate(&self) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -90,7 +93,7 @@ impl IamAuthToken {
     /// Named so that every place a token leaves this type stands out in review:
     /// do not log what it returns.
     pub fn expose(&self) -> &str {
-        &self.inner.value
+        &self.inner.value.0
     }
 
     /// When the token was signed (`X-Amz-Date`, whole seconds).
@@ -112,7 +115,8 @@ impl IamAuthToken {
     /// `true` if both are the same token text (for example, to tell whether a refresh
     /// produced a new token), compared without exposing it.
     pub fn same_token(&self, other: &IamAuthToken) -> bool {
-        Arc::ptr_eq(&self.inner, &other.inner) || self.inner.value == other.inner.value
+        Arc::ptr_eq(&self.inner.value, &other.inner.value)
+            || self.inner.value.0 == other.inner.value.0
     }
 }
 

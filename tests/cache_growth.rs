@@ -1,7 +1,9 @@
 //! Issue 13, finding 7, without a stopwatch: the memory a new key allocates is the same with
 //! 8,000 keys in the cache as with none (the cache used to copy its whole map on each new key
-//! and each refresh). A counting allocator measures it; this binary holds only this test, so
-//! nothing else allocates meanwhile.
+//! and each refresh), and a stream of new keys through a full cache keeps its memory bounded
+//! (a concurrent map the cache used before could loop in its resize under that churn and
+//! allocate without bound). A counting allocator measures it; the tests take turns, so nothing
+//! else allocates meanwhile.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,6 +13,8 @@ use rds_iam_auth::{Credentials, Endpoint, TokenCache, TokenGenerator, TokenReque
 struct Counting;
 
 static ALLOCATED: AtomicU64 = AtomicU64::new(0);
+static FREED: AtomicU64 = AtomicU64::new(0);
+static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 // SAFETY: forwards to the system allocator; only counts the bytes asked for.
 unsafe impl GlobalAlloc for Counting {
@@ -20,6 +24,7 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        FREED.fetch_add(layout.size() as u64, Ordering::Relaxed);
         // SAFETY: as above.
         unsafe { System.dealloc(ptr, layout) }
     }
@@ -37,6 +42,7 @@ fn key(i: usize) -> TokenRequest {
 
 #[test]
 fn a_new_key_allocates_as_much_at_8000_keys_as_at_1() {
+    let _turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
@@ -60,4 +66,46 @@ fn a_new_key_allocates_as_much_at_8000_keys_as_at_1() {
         "a new key allocates {at_8000} B at 8,000 keys, {first} B at the first keys"
     );
     assert_eq!(cache.stats().entries, 8100);
+}
+
+/// Bytes allocated and not yet freed.
+fn live() -> u64 {
+    ALLOCATED.load(Ordering::Relaxed) - FREED.load(Ordering::Relaxed)
+}
+
+#[test]
+fn new_keys_streaming_through_a_full_cache_keep_its_memory_bounded() {
+    let _turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
+    const MAX: usize = 1000;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let generator = TokenGenerator::new(Credentials::new("AKID", "secret", None, None, "test"));
+    let cache = TokenCache::builder(generator).max_keys(MAX).build();
+    let mut peak_entries = 0;
+    let before = live();
+    let mut full = 0;
+    for i in 0..30 * MAX {
+        rt.block_on(cache.get(&key(i))).unwrap();
+        peak_entries = peak_entries.max(cache.stats().entries);
+        if i == 2 * MAX {
+            full = live() - before;
+        }
+    }
+    let after = live() - before;
+    let stats = cache.stats();
+    eprintln!(
+        "{} keys through a cache of {MAX}: peak {peak_entries} entries, {} evicted, {full} B live \
+         when full, {after} B after",
+        30 * MAX,
+        stats.evictions
+    );
+    assert!(peak_entries <= MAX as u64 + 1, "{peak_entries} entries");
+    assert!(stats.evictions >= (29 * MAX) as u64, "{stats:?}");
+    // Nothing accumulates: memory after 30x the capacity is that of a full cache (give or take
+    // the shards' tables' growth).
+    assert!(
+        after <= 2 * full,
+        "{after} B live after the churn, {full} B when full"
+    );
 }

@@ -1,7 +1,8 @@
 //! Faults injected between the connectors and real servers (a loopback proxy, see
 //! `support::faults`): resets and stalls at each protocol step, a half-open peer, a rejected
-//! login's randomized retry, a server restart under a loaded pool. Each scenario is written
-//! once, generic over the engine's `Driver`, and runs against PostgreSQL and MariaDB.
+//! login's randomized retry, a pool checkout during a stall and a server restart under a
+//! loaded pool (deadpool and bb8). Each scenario is written once, generic over the engine's
+//! `Driver` (and, for pools, over the pool crate), and runs against PostgreSQL and MariaDB.
 //!
 //! Every case must end in a typed error within the connect timeout + 10% (or succeed once the
 //! pool replaced the connection), and the token must never cross the proxy in clear.
@@ -16,8 +17,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use rds_iam_auth::mysql_async::prelude::Queryable;
-use rds_iam_auth::pool::Manager;
 use rds_iam_auth::pool::deadpool::managed::{self, PoolError};
+use rds_iam_auth::pool::{ConnectionManager, Manager, bb8};
 use rds_iam_auth::{
     Connector, ConnectorBuilder, Driver, Endpoint, Error, IamAuthToken, MySql, Postgres, TokenCache,
 };
@@ -39,6 +40,76 @@ type Query<D> = for<'a> fn(
 type PoolQuery<D> = for<'a> fn(
     &'a mut managed::Object<Manager<D>>,
 ) -> Pin<Box<dyn Future<Output = bool> + Send + 'a>>;
+
+/// What one checkout and query through a pool came to.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Served {
+    Yes,
+    /// A connection, but the query failed (the server went away under it).
+    QueryFailed,
+    /// No connection: a typed error (this crate's, or the pool's own timeout).
+    TypedError,
+}
+
+fn served(query_succeeded: bool) -> Served {
+    if query_succeeded {
+        Served::Yes
+    } else {
+        Served::QueryFailed
+    }
+}
+
+/// A pool under load, whichever crate it is: each call checks a connection out and queries.
+/// An untyped error panics.
+type PoolRun = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Served> + Send>> + Send + Sync>;
+
+/// A deadpool pool of 16 over `connector`.
+fn deadpool_run<D: Driver>(connector: Connector<D>, query: PoolQuery<D>) -> PoolRun
+where
+    Manager<D>: managed::Manager<Error = Error>,
+{
+    let pool: managed::Pool<Manager<D>> = managed::Pool::builder(Manager::new(connector))
+        .max_size(16)
+        .build()
+        .unwrap();
+    Arc::new(move || {
+        let pool = pool.clone();
+        Box::pin(async move {
+            match pool.get().await {
+                Ok(mut conn) => served(query(&mut conn).await),
+                Err(PoolError::Backend(Error::Connect { .. } | Error::ConnectTimeout { .. })) => {
+                    Served::TypedError
+                }
+                Err(other) => panic!("untyped deadpool error: {other:?}"),
+            }
+        })
+    })
+}
+
+/// bb8's checkout bound in these scenarios (its default is 30 s): it retries failed logins
+/// until then.
+const BB8_CHECKOUT_TIMEOUT: Duration = Duration::from_millis(2500);
+
+/// A bb8 pool of 16 over `connector`.
+fn bb8_run<D: Driver>(connector: Connector<D>, query: Query<D>) -> PoolRun {
+    let pool = bb8::Pool::builder()
+        .max_size(16)
+        .connection_timeout(BB8_CHECKOUT_TIMEOUT)
+        .build_unchecked(ConnectionManager::new(connector));
+    Arc::new(move || {
+        let pool = pool.clone();
+        Box::pin(async move {
+            match pool.get().await {
+                Ok(mut conn) => served(query(&mut conn).await),
+                Err(
+                    bb8::RunError::User(Error::Connect { .. } | Error::ConnectTimeout { .. })
+                    | bb8::RunError::TimedOut,
+                ) => Served::TypedError,
+                Err(other) => panic!("untyped bb8 error: {other:?}"),
+            }
+        })
+    })
+}
 
 /// One engine, as the scenarios use it.
 struct Target<D: Driver> {
@@ -273,32 +344,25 @@ async fn a_rejected_login_retries_once_after_a_bounded_random_wait() {
 /// 64 tasks through one pool (16 connections) while the server restarts: failures during the
 /// restart are typed errors, no task panics, and once the server is back every task is served
 /// by connections the pool replaced.
-async fn restart_under_a_loaded_pool<D: Driver>(t: Target<D>, query: PoolQuery<D>)
-where
-    Manager<D>: managed::Manager<Error = Error>,
-{
+async fn restart_under_a_loaded_pool<D: Driver>(
+    t: &Target<D>,
+    kind: &str,
+    pool: impl FnOnce(Connector<D>) -> PoolRun,
+) {
     const TASKS: usize = 64;
     // The harness's 5 s connect timeout: 16 logins at once on a busy machine may take a while.
-    let (proxy, connector, token) = setup(&t, |b| b).await;
-    let pool: managed::Pool<Manager<D>> = managed::Pool::builder(Manager::new(connector))
-        .max_size(16)
-        .build()
-        .unwrap();
+    let (proxy, connector, token) = setup(t, |b| b).await;
+    let run = pool(connector);
+    let name = format!("{} ({kind})", t.name);
     let stop = Arc::new(AtomicBool::new(false));
     let (ops, failures) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let tasks: Vec<_> = (0..TASKS)
         .map(|_| {
-            let (pool, stop) = (pool.clone(), stop.clone());
+            let (run, stop) = (run.clone(), stop.clone());
             let (ops, failures) = (ops.clone(), failures.clone());
             tokio::spawn(async move {
                 while !stop.load(Ordering::Relaxed) {
-                    let ok = match pool.get().await {
-                        Ok(mut conn) => query(&mut conn).await,
-                        Err(PoolError::Backend(
-                            Error::Connect { .. } | Error::ConnectTimeout { .. },
-                        )) => false,
-                        Err(other) => panic!("untyped pool error: {other:?}"),
-                    };
+                    let ok = run().await == Served::Yes;
                     let counter = if ok { &ops } else { &failures };
                     counter.fetch_add(1, Ordering::Relaxed);
                     tokio::time::sleep(Duration::from_millis(2)).await;
@@ -311,8 +375,7 @@ where
     while ops.load(Ordering::Relaxed) < 2 * TASKS {
         assert!(
             warm.elapsed() < Duration::from_secs(30),
-            "{}: no warm-up",
-            t.name
+            "{name}: no warm-up"
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -320,8 +383,7 @@ where
     assert_eq!(
         failures.load(Ordering::Relaxed),
         0,
-        "{}: failures before the restart",
-        t.name
+        "{name}: failures before the restart"
     );
     let restart = t.restart;
     tokio::task::spawn_blocking(restart).await.unwrap();
@@ -333,50 +395,127 @@ where
     // The server is back: every task is served, by connections the pool replaced.
     let finals: Vec<_> = (0..TASKS)
         .map(|_| {
-            let pool = pool.clone();
-            tokio::spawn(async move {
-                let mut conn = pool.get().await.expect("a replaced connection");
-                query(&mut conn).await
-            })
+            let run = run.clone();
+            tokio::spawn(async move { run().await })
         })
         .collect();
     for task in finals {
-        assert!(
-            task.await.unwrap(),
-            "{}: a query after the restart failed",
-            t.name
-        );
+        let served = task.await.unwrap();
+        assert_eq!(served, Served::Yes, "{name}: a query after the restart");
     }
     let (ops, failures) = (
         ops.load(Ordering::Relaxed),
         failures.load(Ordering::Relaxed),
     );
     eprintln!(
-        "[faults] {} restart under {TASKS} tasks: {ops} operations ({before} before the restart), \
-         {failures} failed around it, {} connections",
-        t.name,
+        "[faults] {name} restart under {TASKS} tasks: {ops} operations ({before} before the \
+         restart), {failures} failed around it, {} connections",
         proxy.connections()
     );
-    assert!(
-        before > 0 && ops > before,
-        "{}: work before and after",
-        t.name
-    );
-    assert_no_token(&proxy, &token, t.name);
+    assert!(before > 0 && ops > before, "{name}: work before and after");
+    assert_no_token(&proxy, &token, &name);
+}
+
+/// Pool checkouts while the server stalls mid-TLS-handshake end in typed errors within their
+/// bound, without a stampede of logins, and the pool serves again once the stall is over:
+/// deadpool (no timeout of its own) within the connector's timeout, after one attempt; bb8
+/// within its `connection_timeout`, retrying meanwhile.
+async fn checkouts_during_a_stall<D: Driver>(
+    t: &Target<D>,
+    kind: &str,
+    pool: impl FnOnce(Connector<D>) -> PoolRun,
+    bound: Duration,
+) {
+    const CHECKOUTS: usize = 4;
+    let (proxy, connector, token) = setup(t, |b| b.connect_timeout(TIMEOUT)).await;
+    let run = pool(connector);
+    let name = format!("{} ({kind})", t.name);
+    proxy.set(Fault::Stall {
+        after: Step::Flights(2),
+    });
+    let t0 = Instant::now();
+    let checkouts: Vec<_> = (0..CHECKOUTS)
+        .map(|_| {
+            let run = run.clone();
+            tokio::spawn(async move { (run().await, t0.elapsed()) })
+        })
+        .collect();
+    for checkout in checkouts {
+        let (served, elapsed) = checkout.await.expect("no checkout panics");
+        assert_eq!(
+            served,
+            Served::TypedError,
+            "{name}: a checkout during a stall"
+        );
+        assert!(elapsed <= bound * 11 / 10, "{name}: took {elapsed:?}");
+        assert!(
+            elapsed >= TIMEOUT,
+            "{name}: ended before any login timed out"
+        );
+    }
+    let attempts = proxy.connections();
+    // Each checkout may cause a login per connector timeout within its bound; no more.
+    let most = CHECKOUTS * bound.as_millis().div_ceil(TIMEOUT.as_millis()) as usize;
+    assert!((1..=most).contains(&attempts), "{name}: {attempts} logins");
+    eprintln!("[faults] {name} {CHECKOUTS} checkouts during a stall: {attempts} logins");
+    proxy.set(Fault::Pass);
+    let healed = Instant::now();
+    loop {
+        // Logins still stalled when the proxy healed end at their timeout: retry until served.
+        match run().await {
+            Served::Yes => break,
+            other => assert!(
+                healed.elapsed() < bound * 2,
+                "{name}: not served after the stall: {other:?}"
+            ),
+        }
+    }
+    assert_no_token(&proxy, &token, &name);
+}
+
+fn pg_query(c: &mut tokio_postgres::Client) -> Pin<Box<dyn Future<Output = bool> + Send + '_>> {
+    Box::pin(async move { c.query_one("SELECT 1", &[]).await.is_ok() })
+}
+
+fn pg_pool_query(
+    c: &mut managed::Object<Manager<Postgres>>,
+) -> Pin<Box<dyn Future<Output = bool> + Send + '_>> {
+    Box::pin(async move { c.query_one("SELECT 1", &[]).await.is_ok() })
+}
+
+fn maria_query<C: Queryable + Send>(c: &mut C) -> Pin<Box<dyn Future<Output = bool> + Send + '_>> {
+    Box::pin(async move { c.query_drop("SELECT 1").await.is_ok() })
+}
+
+fn maria_pool_query(
+    c: &mut managed::Object<Manager<MySql>>,
+) -> Pin<Box<dyn Future<Output = bool> + Send + '_>> {
+    Box::pin(async move { c.query_drop("SELECT 1").await.is_ok() })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_server_restart_under_64_tasks_is_survived_by_the_pool() {
+async fn a_server_restart_under_64_tasks_is_survived_by_deadpool_and_bb8_pools() {
     let _turn = TURN.lock().await;
-    restart_under_a_loaded_pool(pg(), |c| {
-        Box::pin(async move { c.query_one("SELECT 1", &[]).await.is_ok() })
-    })
-    .await;
+    let pg = pg();
+    restart_under_a_loaded_pool(&pg, "deadpool", |c| deadpool_run(c, pg_pool_query)).await;
+    restart_under_a_loaded_pool(&pg, "bb8", |c| bb8_run(c, pg_query)).await;
     if let Some(m) = maria() {
-        restart_under_a_loaded_pool(m, |c| {
-            Box::pin(async move { c.query_drop("SELECT 1").await.is_ok() })
-        })
-        .await;
+        restart_under_a_loaded_pool(&m, "deadpool", |c| deadpool_run(c, maria_pool_query)).await;
+        restart_under_a_loaded_pool(&m, "bb8", |c| bb8_run(c, maria_query)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pool_checkouts_during_a_stall_end_in_time_and_the_pool_recovers() {
+    let _turn = TURN.lock().await;
+    let pg = pg();
+    checkouts_during_a_stall(&pg, "deadpool", |c| deadpool_run(c, pg_pool_query), TIMEOUT).await;
+    checkouts_during_a_stall(&pg, "bb8", |c| bb8_run(c, pg_query), BB8_CHECKOUT_TIMEOUT).await;
+    if let Some(m) = maria() {
+        let deadpool = |c| deadpool_run(c, maria_pool_query);
+        checkouts_during_a_stall(&m, "deadpool", deadpool, TIMEOUT).await;
+        let bb8 = |c| bb8_run(c, maria_query);
+        checkouts_during_a_stall(&m, "bb8", bb8, BB8_CHECKOUT_TIMEOUT).await;
     }
 }
 

@@ -6,6 +6,7 @@
 //! threads, and from hashing two strings per call.
 
 use std::hash::Hasher;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::token::IamAuthToken;
@@ -34,18 +35,29 @@ impl Hasher for PrecomputedHash {
     }
 }
 
-/// Copies of one token, one per shard: threads clone different copies, so the hit path's
-/// one shared write (a reference count) is not shared between threads. Each copy is its own
-/// allocation, aligned to two cache lines (see `token.rs`).
-pub(super) struct TokenCopies([IamAuthToken; SHARDS]);
+/// Copies of one token, one per shard, made on a shard's first hit: threads clone different
+/// copies, so the hit path's one shared write (a reference count) is not shared between
+/// threads. Each copy is its own small allocation, aligned to two cache lines (see
+/// `token.rs`), sharing the token's text. A key only one thread uses costs one copy, not
+/// eight: most keys of a large cache are used by few threads.
+pub(super) struct TokenCopies {
+    original: IamAuthToken,
+    copies: [OnceLock<IamAuthToken>; SHARDS],
+}
 
 impl TokenCopies {
     pub(super) fn of(token: &IamAuthToken) -> Self {
-        Self(std::array::from_fn(|_| token.duplicate()))
+        Self {
+            original: token.clone(),
+            copies: std::array::from_fn(|_| OnceLock::new()),
+        }
     }
 
+    #[inline]
     pub(super) fn for_shard(&self, shard: usize) -> IamAuthToken {
-        self.0[shard].clone()
+        self.copies[shard]
+            .get_or_init(|| self.original.duplicate())
+            .clone()
     }
 }
 
@@ -71,8 +83,9 @@ impl ShardedCounter {
         self.increment_shard(shard_index());
     }
 
-    pub(super) fn increment_shard(&self, shard: usize) {
-        self.shards[shard].0.fetch_add(1, Ordering::Relaxed);
+    /// Counts one on `shard`; returns the shard's count before.
+    pub(super) fn increment_shard(&self, shard: usize) -> u64 {
+        self.shards[shard].0.fetch_add(1, Ordering::Relaxed)
     }
 
     pub(super) fn sum(&self) -> u64 {

@@ -29,7 +29,9 @@
 //! (those no caller has refreshed for longest) go, an eighth at a time.
 
 mod hot;
+mod map;
 
+use std::collections::HashSet;
 use std::fmt;
 use std::future::Future;
 use std::hash::BuildHasherDefault;
@@ -38,15 +40,16 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use arc_swap::ArcSwapOption;
 use tokio::sync::Notify;
 
 use crate::credentials::{Backoff, share_error};
 use crate::error::{Error, Result};
 use crate::generator::TokenGenerator;
+use crate::observe::{self, CacheEvent};
 use crate::request::TokenRequest;
 use crate::token::IamAuthToken;
 use hot::{PrecomputedHash, ShardedCounter, TokenCopies, shard_index};
+use map::ShardedMap;
 
 /// Default: never hand out a token with less than this left.
 pub const DEFAULT_REFRESH_MARGIN: Duration = Duration::from_secs(60);
@@ -87,9 +90,9 @@ pub struct TokenCache {
 struct Inner {
     generator: TokenGenerator,
     config: CacheConfig,
-    /// One slot per request. A concurrent map: the hit path reads it without a lock, and a
-    /// new key or an eviction changes one entry, never copying the map.
-    slots: papaya::HashMap<TokenRequest, Arc<Slot>, BuildHasherDefault<PrecomputedHash>>,
+    /// One entry per request. The hit path reads it without a lock; a new key, a new token
+    /// or an eviction copies one shard of it, never the whole map (`map.rs`).
+    slots: ShardedMap<Entry>,
     inserted_since_sweep: AtomicUsize,
     sweeping: Mutex<()>,
     counters: Counters,
@@ -103,10 +106,19 @@ struct CacheConfig {
     max_keys: usize,
 }
 
-/// One request's token and the machinery to replace it once.
+/// A request's map value: its current token beside the machinery that replaces it. The
+/// token sits in the map entry itself (a new token is a new entry for the same slot), so a
+/// hit reads it from the map's snapshot, with no second atomic load.
+#[derive(Clone)]
+struct Entry {
+    slot: Arc<Slot>,
+    current: Option<Arc<Cached>>,
+}
+
+/// The machinery that replaces one request's token once, however many callers wait.
 struct Slot {
-    /// What the hit path reads; replaced on its own, without touching the map.
-    current: ArcSwapOption<Cached>,
+    /// Callers (and `changed` futures) holding the slot: a held slot is never evicted.
+    holders: AtomicUsize,
     /// Held while signing: callers that must wait, wait here, and share the outcome.
     signing: tokio::sync::Mutex<()>,
     /// Claimed by the one caller that refreshes ahead.
@@ -163,6 +175,8 @@ struct Counters {
     refresh_failures: AtomicU64,
     invalidations: AtomicU64,
     evictions: AtomicU64,
+    /// Hits already published to the `metrics` facade.
+    hits_published: AtomicU64,
 }
 
 impl TokenCache {
@@ -194,10 +208,10 @@ impl TokenCache {
             return Ok(token);
         }
         let slot = self.slot(request);
-        match slot.current() {
+        match self.current(request) {
             // Another caller signed it since the fast path looked.
             Some(cached) if now < cached.soft_deadline => {
-                self.inner.counters.hits.increment();
+                self.slow_hit();
                 Ok(cached.token.clone())
             }
             Some(cached) if now < cached.hard_deadline => {
@@ -222,13 +236,11 @@ impl TokenCache {
     pub fn invalidate(&self, request: &TokenRequest, rejected: &IamAuthToken) {
         let rejected_generation = rejected.credentials_generation();
         let credentials = self.inner.generator.credentials();
-        let slots = self.inner.slots.pin();
-        let Some(slot) = slots.get(request) else {
+        let Some(entry) = self.inner.slots.read(request, Entry::clone) else {
             credentials.invalidate_up_to(rejected_generation);
             return;
         };
-        let current = slot.current.load_full();
-        let Some(cached) = current.as_ref().filter(|c| {
+        let Some(cached) = entry.current.filter(|c| {
             c.token.same_token(rejected) || c.token.credentials_generation() <= rejected_generation
         }) else {
             return; // already replaced with newer credentials: a late report
@@ -237,15 +249,24 @@ impl TokenCache {
         // it must not sign with the credentials that may be why the token was refused.
         credentials
             .invalidate_up_to(rejected_generation.max(cached.token.credentials_generation()));
-        let previous = slot.current.compare_and_swap(&current, None::<Arc<Cached>>);
-        let removed = matches!((&*previous, &current), (Some(a), Some(b)) if Arc::ptr_eq(a, b));
-        if removed {
-            slot.lock_attempts().backoff.release();
-            slot.touched();
+        // Dropped only if it is still the current token (a compare-and-set on the entry).
+        let dropped = self.inner.slots.replace(request, |e| {
+            e.current
+                .as_ref()
+                .is_some_and(|c| Arc::ptr_eq(c, &cached))
+                .then(|| Entry {
+                    slot: e.slot.clone(),
+                    current: None,
+                })
+        });
+        if let Some(e) = dropped {
+            e.slot.lock_attempts().backoff.release();
+            e.slot.touched();
             self.inner
                 .counters
                 .invalidations
                 .fetch_add(1, Ordering::Relaxed);
+            self.event(CacheEvent::Invalidation);
             tracing::info!(
                 host = request.host(),
                 port = request.port(),
@@ -259,9 +280,7 @@ impl TokenCache {
     /// `None` if there is none. For a background refresher: sleep until then, or until
     /// [`changed`](Self::changed), then call [`get`](Self::get).
     pub fn refresh_at(&self, request: &TokenRequest) -> Option<SystemTime> {
-        let slots = self.inner.slots.pin();
-        let slot = slots.get(request)?;
-        slot.current.load().as_ref().map(|c| c.soft_deadline)
+        self.current(request).map(|c| c.soft_deadline)
     }
 
     /// Completes when the token for `request` is next replaced, invalidated or evicted
@@ -304,28 +323,72 @@ impl TokenCache {
         self.inner.generator.clock().now()
     }
 
-    /// The hit path: a lock-free map probe, one atomic load and a reference-count increment;
-    /// no allocation, and nothing shared is written but the token copy's count.
+    /// The hit path: a lock-free map probe (the token is in the entry) and a reference-count
+    /// increment; no allocation, and nothing shared is written but the token copy's count.
     fn fresh_token(&self, request: &TokenRequest, now: SystemTime) -> Option<IamAuthToken> {
-        let slots = self.inner.slots.pin();
-        let current = slots.get(request)?.current.load();
-        let cached = current.as_ref().filter(|c| now < c.soft_deadline)?;
         let shard = shard_index();
-        self.inner.counters.hits.increment_shard(shard);
-        Some(cached.copies.for_shard(shard))
+        let token = self.inner.slots.read(request, |entry| {
+            let cached = entry.current.as_ref()?;
+            (now < cached.soft_deadline).then(|| cached.copies.for_shard(shard))
+        })??;
+        let before = self.inner.counters.hits.increment_shard(shard);
+        // Compiled out without the `metrics` feature; with it, one branch rarely taken.
+        if observe::ENABLED && before.is_multiple_of(observe::HIT_PUBLISH_EVERY) {
+            self.publish_hits();
+        }
+        Some(token)
     }
 
-    /// The request's slot, created if new (which may sweep out expired keys).
-    fn slot(&self, request: &TokenRequest) -> Arc<Slot> {
-        let slots = self.inner.slots.pin();
-        if let Some(slot) = slots.get(request) {
-            return slot.clone();
+    /// A hit found on a slow path (another caller signed meanwhile).
+    fn slow_hit(&self) {
+        self.inner.counters.hits.increment();
+    }
+
+    /// Records `event` on the `metrics` facade, with the hits counted since the last one.
+    fn event(&self, event: CacheEvent) {
+        observe::cache_event(event);
+        self.publish_hits();
+    }
+
+    fn publish_hits(&self) {
+        if observe::ENABLED {
+            let counters = &self.inner.counters;
+            observe::cache_hits(counters.hits.sum(), &counters.hits_published);
         }
-        let slot = slots
-            .get_or_insert_with(request.clone(), || Arc::new(Slot::new()))
-            .clone();
-        let len = slots.len();
-        drop(slots);
+    }
+
+    /// The request's current token, if any (whatever its deadlines).
+    fn current(&self, request: &TokenRequest) -> Option<Arc<Cached>> {
+        self.inner.slots.read(request, |e| e.current.clone())?
+    }
+
+    /// Installs a newly signed token as the request's current one.
+    fn install(&self, request: &TokenRequest, slot: &Slot, cached: Arc<Cached>) {
+        let installed = self.inner.slots.replace(request, |e| {
+            // The slot that signed it is still the request's (not evicted meanwhile).
+            std::ptr::eq(Arc::as_ptr(&e.slot), slot).then(|| Entry {
+                slot: e.slot.clone(),
+                current: Some(cached),
+            })
+        });
+        if let Some(entry) = installed {
+            entry.slot.touched();
+        }
+    }
+
+    /// The request's slot, held (so not evicted) until the returned guard drops; created if
+    /// new, which may sweep out expired keys.
+    fn slot(&self, request: &TokenRequest) -> Held {
+        let (entry, inserted) = self.inner.slots.get_or_insert_with(request, || Entry {
+            slot: Arc::new(Slot::new()),
+            current: None,
+        });
+        let slot = Held::new(&entry.slot);
+        if !inserted {
+            return slot;
+        }
+        observe::cache_size_changed(1, 0);
+        let len = self.inner.slots.len();
         let added = self
             .inner
             .inserted_since_sweep
@@ -346,46 +409,44 @@ impl TokenCache {
         };
         self.inner.inserted_since_sweep.store(0, Ordering::Relaxed);
         let now = self.now();
-        let slots = self.inner.slots.pin();
-        let mut evicted = 0u64;
-        slots.retain(|_, slot| {
-            let expired = slot
+        let slots = &self.inner.slots;
+        // A held slot (a caller signing, waiting or watching) is never a candidate.
+        let mut removed = slots.remove_where(|_, entry| {
+            let expired = entry
                 .current
-                .load()
                 .as_ref()
                 .is_none_or(|c| !c.token.is_valid_at(now));
-            // The map's reference is the only one: no caller is signing or waiting here.
-            let evict = expired && Arc::strong_count(slot) == 1;
-            if evict {
-                slot.touched();
-                evicted += 1;
-            }
-            !evict
+            expired && !entry.slot.is_held()
         });
         let max = self.inner.config.max_keys;
         if slots.len() > max {
             let target = max - max / 8;
-            // Slots a caller holds (signing, waiting, `changed`) are not candidates.
-            let mut by_expiry: Vec<(SystemTime, TokenRequest)> = slots
-                .iter()
-                .filter(|(_, slot)| Arc::strong_count(slot) == 1)
-                .map(|(key, slot)| (slot.expires_at(), key.clone()))
-                .collect();
+            let mut by_expiry =
+                slots.collect(|entry| (!entry.slot.is_held()).then(|| entry.expires_at()));
             let excess = slots.len().saturating_sub(target).min(by_expiry.len());
             if excess > 0 && excess < by_expiry.len() {
-                by_expiry.select_nth_unstable_by_key(excess, |(at, _)| *at);
+                by_expiry.select_nth_unstable_by_key(excess, |(_, at)| *at);
             }
-            for (_, key) in by_expiry.iter().take(excess) {
-                if let Some(slot) = slots.remove(key) {
-                    slot.touched();
-                    evicted += 1;
-                }
-            }
+            let victims: HashSet<&TokenRequest, BuildHasherDefault<PrecomputedHash>> = by_expiry
+                .iter()
+                .take(excess)
+                .map(|(key, _)| &**key)
+                .collect();
+            removed.extend(
+                slots.remove_where(|key, entry| victims.contains(key) && !entry.slot.is_held()),
+            );
         }
+        for entry in &removed {
+            entry.slot.touched();
+        }
+        let evicted = removed.len() as u64;
         self.inner
             .counters
             .evictions
             .fetch_add(evicted, Ordering::Relaxed);
+        if evicted > 0 {
+            observe::cache_size_changed(-(evicted as i64), evicted);
+        }
     }
 
     /// The soft zone: one caller signs, the others keep the current token.
@@ -400,7 +461,7 @@ impl TokenCache {
             .compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed)
             .is_ok();
         if !claimed {
-            self.inner.counters.hits.increment();
+            self.slow_hit();
             return Ok(cached.token.clone());
         }
         // Released on every exit, also if the caller's future is dropped mid-signing.
@@ -408,12 +469,12 @@ impl TokenCache {
         let _signing = slot.signing.lock().await;
         // A caller that waited at expiry may have signed while this one waited for the lock.
         let now = self.now();
-        if let Some(newer) = slot.current().filter(|c| now < c.soft_deadline) {
+        if let Some(newer) = self.current(request).filter(|c| now < c.soft_deadline) {
             return Ok(newer.token.clone());
         }
         match self.attempt(slot, request).await {
             Ok(token) => Ok(token),
-            Err(error) => self.after_failure(slot, request, error),
+            Err(error) => self.after_failure(request, error),
         }
     }
 
@@ -421,11 +482,12 @@ impl TokenCache {
     /// outcome, or sign.
     async fn wait_for_signing(&self, slot: &Slot, request: &TokenRequest) -> Result<IamAuthToken> {
         self.inner.counters.misses.fetch_add(1, Ordering::Relaxed);
+        self.event(CacheEvent::Miss);
         let ticket = slot.lock_attempts().completed;
         let _signing = slot.signing.lock().await;
         // Whoever held the lock before may have signed what this caller needs...
         let now = self.now();
-        if let Some(cached) = slot.current().filter(|c| now < c.hard_deadline) {
+        if let Some(cached) = self.current(request).filter(|c| now < c.hard_deadline) {
             return Ok(cached.token.clone());
         }
         // ... or failed: then its error is this caller's too.
@@ -439,7 +501,7 @@ impl TokenCache {
             Some(error) => Err(error),
             None => self.attempt(slot, request).await,
         };
-        outcome.or_else(|error| self.after_failure(slot, request, error))
+        outcome.or_else(|error| self.after_failure(request, error))
     }
 
     /// One signing attempt (the caller holds the slot's `signing` lock), unless a remembered
@@ -468,10 +530,10 @@ impl TokenCache {
                     .counters
                     .refreshes
                     .fetch_add(1, Ordering::Relaxed);
+                self.event(CacheEvent::Refresh);
                 let token = cached.token.clone();
                 tracing::debug!(host = request.host(), user = request.user(), expires_at = ?token.expires_at(), "signed a new IAM auth token");
-                slot.current.store(Some(Arc::new(cached)));
-                slot.touched();
+                self.install(request, slot, Arc::new(cached));
                 Ok(token)
             }
             Err(error) => {
@@ -482,6 +544,7 @@ impl TokenCache {
                     .counters
                     .refresh_failures
                     .fetch_add(1, Ordering::Relaxed);
+                self.event(CacheEvent::RefreshFailure);
                 tracing::warn!(
                     host = request.host(),
                     user = request.user(),
@@ -496,15 +559,10 @@ impl TokenCache {
     /// After a failed (or remembered failed) signing, judged now, after the attempt: the
     /// current token while it is before its hard deadline (a failed refresh ahead) or valid
     /// for at least the grace period; else the error.
-    fn after_failure(
-        &self,
-        slot: &Slot,
-        request: &TokenRequest,
-        error: Error,
-    ) -> Result<IamAuthToken> {
+    fn after_failure(&self, request: &TokenRequest, error: Error) -> Result<IamAuthToken> {
         let now = self.now();
         let grace = self.inner.config.failure_grace;
-        match slot.current() {
+        match self.current(request) {
             Some(cached) if now < cached.hard_deadline => Ok(cached.token.clone()),
             Some(cached)
                 if cached.token.is_valid_at(now)
@@ -577,10 +635,18 @@ impl TokenCache {
     }
 }
 
+impl Entry {
+    fn expires_at(&self) -> SystemTime {
+        self.current
+            .as_ref()
+            .map_or(UNIX_EPOCH, |c| c.token.expires_at())
+    }
+}
+
 impl Slot {
     fn new() -> Self {
         Self {
-            current: ArcSwapOption::empty(),
+            holders: AtomicUsize::new(0),
             signing: tokio::sync::Mutex::new(()),
             refreshing_ahead: AtomicBool::new(false),
             attempts: Mutex::new(Attempts::default()),
@@ -589,15 +655,8 @@ impl Slot {
         }
     }
 
-    fn current(&self) -> Option<Arc<Cached>> {
-        self.current.load_full()
-    }
-
-    fn expires_at(&self) -> SystemTime {
-        self.current
-            .load()
-            .as_ref()
-            .map_or(UNIX_EPOCH, |c| c.token.expires_at())
+    fn is_held(&self) -> bool {
+        self.holders.load(Ordering::Acquire) != 0
     }
 
     fn lock_attempts(&self) -> std::sync::MutexGuard<'_, Attempts> {
@@ -608,6 +667,30 @@ impl Slot {
     fn touched(&self) {
         self.changes.fetch_add(1, Ordering::Release);
         self.changed.notify_waiters();
+    }
+}
+
+/// A slot a caller holds: never evicted meanwhile (the map's old entries, which papaya frees
+/// later, also refer to the slot, so the reference count cannot tell).
+struct Held(Arc<Slot>);
+
+impl Held {
+    fn new(slot: &Arc<Slot>) -> Self {
+        slot.holders.fetch_add(1, Ordering::AcqRel);
+        Self(slot.clone())
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.0.holders.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl std::ops::Deref for Held {
+    type Target = Slot;
+    fn deref(&self) -> &Slot {
+        &self.0
     }
 }
 
@@ -674,9 +757,7 @@ impl TokenCacheBuilder {
             inner: Arc::new(Inner {
                 generator: self.generator,
                 config: self.config,
-                slots: papaya::HashMap::builder()
-                    .hasher(BuildHasherDefault::default())
-                    .build(),
+                slots: ShardedMap::new(self.config.max_keys),
                 inserted_since_sweep: AtomicUsize::new(0),
                 sweeping: Mutex::new(()),
                 counters: Counters::default(),
