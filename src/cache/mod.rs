@@ -58,7 +58,8 @@ pub const DEFAULT_FAILURE_GRACE: Duration = Duration::from_secs(10);
 /// Default: refresh ahead once this fraction of the lifetime has passed (in percent).
 pub const DEFAULT_REFRESH_AHEAD_PERCENT: u32 = 66;
 /// Default: the most keys (distinct [`TokenRequest`]s) the cache holds. A key costs about
-/// 8 KB (a token and its per-thread copies): 4096 keys, about 32 MB at most.
+/// 2.5 KB (a token, its map entry, a small copy per thread that uses it): 4096 keys, about
+/// 10 MB at most.
 pub const DEFAULT_MAX_KEYS: usize = 4096;
 
 /// A new key triggers a sweep for expired keys once this many (or as many as the cache
@@ -670,8 +671,8 @@ impl Slot {
     }
 }
 
-/// A slot a caller holds: never evicted meanwhile (the map's old entries, which papaya frees
-/// later, also refer to the slot, so the reference count cannot tell).
+/// A slot a caller holds: never evicted meanwhile (map snapshots a reader still holds refer to
+/// the slot too, so its reference count cannot tell).
 struct Held(Arc<Slot>);
 
 impl Held {
