@@ -94,11 +94,11 @@
 mod aws_config_lazy;
 mod cache;
 mod clock;
-#[cfg(any(feature = "postgres", feature = "mysql"))]
+#[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlx-0_9"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "postgres", feature = "mysql"))))]
 pub mod connector;
 mod credentials;
-#[cfg(any(feature = "postgres", feature = "mysql"))]
+#[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlx-0_9"))]
 mod diagnose;
 #[cfg(feature = "doctor")]
 #[cfg_attr(docsrs, doc(cfg(feature = "doctor")))]
@@ -125,6 +125,12 @@ mod postgres;
 mod region;
 mod request;
 mod signer;
+#[cfg(feature = "sqlx-0_9")]
+#[cfg_attr(
+    docsrs,
+    doc(cfg(any(feature = "sqlx-0_9-postgres", feature = "sqlx-0_9-mysql")))
+)]
+pub mod sqlx_0_9;
 #[cfg(feature = "tls")]
 mod tls;
 mod token;
@@ -134,7 +140,7 @@ pub use cache::{
     DEFAULT_REFRESH_MARGIN, TokenCache, TokenCacheBuilder,
 };
 pub use clock::{Clock, FixedClock, SharedClock, SystemClock};
-#[cfg(any(feature = "postgres", feature = "mysql"))]
+#[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlx-0_9"))]
 pub use connector::{
     Connector, ConnectorBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_RETRY_JITTER,
     DSQL_DEFAULT_MAX_CONCURRENT_LOGINS, DSQL_RECOMMENDED_MAX_LIFETIME, DSQL_SESSION_LIMIT, Driver,
@@ -142,7 +148,7 @@ pub use connector::{
 };
 pub use credentials::DEFAULT_CREDENTIALS_TIMEOUT;
 pub use endpoint::{Endpoint, infer_region};
-#[cfg(any(feature = "postgres", feature = "mysql"))]
+#[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlx-0_9"))]
 pub use error::Engine;
 pub use error::{BoxError, Error, Result};
 pub use generator::{TokenGenerator, TokenGeneratorBuilder};

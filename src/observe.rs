@@ -8,7 +8,7 @@
 
 #![cfg_attr(not(feature = "metrics"), allow(dead_code))]
 
-#[cfg(any(feature = "postgres", feature = "mysql"))]
+#[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlx-0_9"))]
 use crate::error::Engine;
 
 /// Tokens signed (a cache miss or refresh, or a direct `TokenGenerator::generate`).
@@ -84,7 +84,7 @@ pub(crate) fn credentials_resolved(_started: Timer) {
     metrics::histogram!(CREDENTIALS_DURATION).record(_started.seconds());
 }
 
-#[cfg(any(feature = "postgres", feature = "mysql"))]
+#[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlx-0_9"))]
 /// A login ended with `_outcome` since `started`.
 #[inline(always)]
 pub(crate) fn login(_engine: Engine, _outcome: &'static str, _started: Timer) {
@@ -98,7 +98,7 @@ pub(crate) fn login(_engine: Engine, _outcome: &'static str, _started: Timer) {
     }
 }
 
-#[cfg(any(feature = "postgres", feature = "mysql"))]
+#[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlx-0_9"))]
 /// A rejected token is retried with a fresh one.
 #[inline(always)]
 pub(crate) fn retry(_engine: Engine) {

@@ -11,7 +11,7 @@
 //! | PostgreSQL, Aurora PostgreSQL | `Postgres` (tokio-postgres) | `PgConnector` | `tokio_postgres::Client` |
 //! | MySQL, Aurora MySQL, MariaDB | `MySql` (mysql_async) | `MySqlConnector` | `MySqlConnection` |
 
-mod env;
+pub(crate) mod env;
 
 use std::fmt;
 use std::future::Future;
