@@ -79,6 +79,9 @@
 //!   token on error 1045).
 //! - `deadpool-postgres`, `bb8-postgres`, `deadpool-mysql`, `bb8-mysql`: pools (`pool`
 //!   module) whose every new connection logs in with a current token.
+//! - `sqlx-0_9-postgres`, `sqlx-0_9-mysql`: `sqlx_0_9::IamPgPool` / `IamMySqlPool`, sqlx 0.9
+//!   pools (usable as `PgPool` / `MySqlPool`) whose new connections log in with current tokens,
+//!   over verified TLS; module `sqlx_0_9` re-exports that `sqlx`.
 //! - `doctor`: `doctor::Doctor`, the step-by-step diagnosis of an IAM login (endpoint, credentials
 //!   and IAM principal, DNS, TCP, TLS, login) behind `rds-iam-token doctor` (feature `cli`).
 //!

@@ -82,26 +82,6 @@ pub use engine::PgSettings;
 pub use sqlx;
 
 /// A sqlx 0.9 `PgPool` whose new connections log in with current IAM tokens.
-#[cfg(feature = "sqlx-0_9-postgres")]
-#[cfg_attr(docsrs, doc(cfg(feature = "sqlx-0_9-postgres")))]
-pub type IamPgPool = IamPool<sqlx::Postgres>;
-
-/// A sqlx 0.9 `MySqlPool` whose new connections log in with current IAM tokens.
-#[cfg(feature = "sqlx-0_9-mysql")]
-#[cfg_attr(docsrs, doc(cfg(feature = "sqlx-0_9-mysql")))]
-pub type IamMySqlPool = IamPool<sqlx::MySql>;
-
-/// The longest the refresher sleeps between two looks at the cache, whatever the refresh
-/// point: a wall clock that jumps (or a test's clock) is noticed within this.
-const MAX_REFRESH_WAIT: Duration = Duration::from_secs(60);
-
-/// A sqlx pool (`PgPool` / `MySqlPool`, through `Deref`) whose new connections log in with
-/// the current IAM token from a [`TokenCache`], over verified TLS. Build it with
-/// [`IamPool::builder`]; see the [module docs](self) for what sqlx's own connects get.
-///
-/// Cheap to clone: clones share the pool and its refresher. Keep one alive as long as the
-/// pool is used: the refresher stops when the last handle is dropped (or the pool closed);
-/// a `PgPool` cloned out of it and kept alone logs in with the last token installed.
 ///
 /// ```no_run
 /// use rds_iam_auth::sqlx_0_9::{IamPgPool, sqlx};
@@ -130,6 +110,27 @@ const MAX_REFRESH_WAIT: Duration = Duration::from_secs(60);
 /// # let _ = (db, n);
 /// # Ok(()) }
 /// ```
+#[cfg(feature = "sqlx-0_9-postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlx-0_9-postgres")))]
+pub type IamPgPool = IamPool<sqlx::Postgres>;
+
+/// A sqlx 0.9 `MySqlPool` whose new connections log in with current IAM tokens.
+#[cfg(feature = "sqlx-0_9-mysql")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlx-0_9-mysql")))]
+pub type IamMySqlPool = IamPool<sqlx::MySql>;
+
+/// The longest the refresher sleeps between two looks at the cache, whatever the refresh
+/// point: a wall clock that jumps (or a test's clock) is noticed within this.
+const MAX_REFRESH_WAIT: Duration = Duration::from_secs(60);
+
+/// A sqlx pool (`PgPool` / `MySqlPool`, through `Deref`) whose new connections log in with
+/// the current IAM token from a [`TokenCache`], over verified TLS. Build it with
+/// [`IamPool::builder`]; see the [module docs](self) for what sqlx's own connects get.
+///
+/// Cheap to clone: clones share the pool and its refresher. Keep one alive as long as the
+/// pool is used: the refresher stops when the last handle is dropped (or the pool closed);
+/// a `PgPool` cloned out of it and kept alone logs in with the last token installed.
+/// Example: [`IamPgPool`].
 pub struct IamPool<DB: IamDatabase> {
     shared: Arc<Shared<DB>>,
 }
