@@ -189,6 +189,39 @@ pub async fn after_a_freeze_acquire_installs_a_current_token_first<D: SqlxEngine
     pool.close().await;
 }
 
+/// An invalidation wakes the refresher at once: sqlx's own acquire (never ours here) logs in
+/// with the token signed after it, well before the refresher's next timer (a minute away).
+pub async fn the_refresher_installs_a_new_token_after_an_invalidation<D: SqlxEngine>() {
+    let Some(port) = D::Server::server_port() else {
+        return;
+    };
+    let clock = TestClock::new();
+    let request = request::<D>(port);
+    let pool = builder::<D>(iam::cache(&clock), port)
+        .build_lazy()
+        .await
+        .unwrap();
+    let first = pool.cache().get(&request).await.unwrap();
+    clock.advance(Duration::from_secs(60));
+    install_token_of_now::<D>(&request, &clock).await;
+    pool.cache().invalidate(&request, &first);
+
+    let started = std::time::Instant::now();
+    let mut conn = loop {
+        match pool.pool().acquire().await {
+            Ok(conn) => break conn,
+            Err(e) if started.elapsed() < Duration::from_secs(3) => {
+                D::assert_invalid_password(&e);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("the refresher did not install the new token: {e}"),
+        }
+    };
+    assert_eq!(D::current_database(&mut conn).await, "appdb");
+    drop(conn);
+    pool.close().await;
+}
+
 /// The server stops accepting the token the cache holds: the pool invalidates it, installs
 /// a fresh one and tries exactly once more (the proxy moves the clock and installs the token
 /// of the new time while the first login is on its way).
@@ -381,6 +414,7 @@ macro_rules! sqlx_scenarios {
             connects_and_queries_over_tls,
             a_pool_of_8_across_a_token_rotation,
             after_a_freeze_acquire_installs_a_current_token_first,
+            the_refresher_installs_a_new_token_after_an_invalidation,
             a_rejected_token_is_replaced_and_retried_once,
             a_token_that_keeps_failing_gives_the_diagnostic_error,
         );
