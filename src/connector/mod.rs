@@ -298,7 +298,10 @@ impl<D: Driver> Connector<D> {
     }
 
     /// The engine's options (crate-internal: they may hold the driver's secrets).
-    #[cfg_attr(not(test), allow(dead_code))]
+    #[cfg_attr(
+        not(all(test, any(feature = "postgres", feature = "mysql"))),
+        allow(dead_code)
+    )]
     pub(crate) fn options(&self) -> &D::Options {
         &self.inner.options
     }

@@ -555,3 +555,107 @@ impl<DB: IamDatabase> fmt::Debug for IamPoolBuilder<DB> {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOST: &str = "mydb.cluster-abc.eu-west-1.rds.amazonaws.com";
+
+    #[cfg(feature = "sqlx-0_9-postgres")]
+    fn cache() -> TokenCache {
+        use crate::generator::TokenGenerator;
+        use aws_credential_types::Credentials;
+        let credentials = Credentials::new("AKIDEXAMPLE", "secret", None, None, "test");
+        TokenCache::new(TokenGenerator::new(credentials))
+    }
+
+    fn common<'a>(endpoint: &'a Endpoint, trust: &'a TrustStore) -> Common<'a> {
+        Common {
+            endpoint,
+            user: "iam_user",
+            database: Some("appdb"),
+            trust,
+        }
+    }
+
+    #[cfg(feature = "sqlx-0_9-postgres")]
+    #[test]
+    fn postgres_options_verify_the_signing_name_and_hold_no_password() {
+        use sqlx::postgres::PgSslMode;
+        let endpoint = Endpoint::new(HOST, 6432).unwrap();
+        let trust = TrustStore::aws_default();
+        let settings = engine::PgSettings {
+            application_name: Some("billing".into()),
+        };
+        let o = <sqlx::Postgres as engine::sealed::IamDatabase>::base_options(
+            common(&endpoint, &trust),
+            &settings,
+        );
+        assert!(matches!(o.get_ssl_mode(), PgSslMode::VerifyFull));
+        assert_eq!((o.get_host(), o.get_port()), (HOST, 6432));
+        assert_eq!(o.get_username(), "iam_user");
+        assert_eq!(o.get_database(), Some("appdb"));
+        assert_eq!(o.get_application_name(), Some("billing"));
+        let debug = format!("{o:?}");
+        assert!(debug.contains("password: None"), "no password in the base");
+    }
+
+    #[cfg(feature = "sqlx-0_9-mysql")]
+    #[test]
+    fn mysql_options_verify_the_identity() {
+        use sqlx::mysql::MySqlSslMode;
+        let endpoint = Endpoint::new(HOST, 3306).unwrap();
+        let trust = TrustStore::aws_default();
+        let o = <sqlx::MySql as engine::sealed::IamDatabase>::base_options(
+            common(&endpoint, &trust),
+            &(),
+        );
+        assert!(matches!(o.get_ssl_mode(), MySqlSslMode::VerifyIdentity));
+        assert_eq!((o.get_host(), o.get_port()), (HOST, 3306));
+        assert_eq!(o.get_database(), Some("appdb"));
+        let debug = format!("{o:?}");
+        assert!(debug.contains("enable_cleartext_plugin: true"), "{debug}");
+        assert!(debug.contains("password: None"), "no password in the base");
+    }
+
+    #[cfg(feature = "sqlx-0_9-postgres")]
+    #[test]
+    fn env_names_of_the_lambda_samples() {
+        let vars: std::collections::HashMap<&str, &str> = [
+            ("DBEndPoint", HOST),
+            ("DatabaseName", "appdb"),
+            ("DBUserName", "iam_user"),
+            ("DBPort", "6432"),
+        ]
+        .into();
+        let b =
+            IamPgPool::builder_from_vars(cache(), |k| vars.get(k).map(|v| v.to_string())).unwrap();
+        assert_eq!((b.endpoint.host(), b.endpoint.port()), (HOST, 6432));
+        assert_eq!(b.user, "iam_user");
+        assert_eq!(b.database.as_deref(), Some("appdb"));
+        let request = b.token_request().unwrap();
+        assert_eq!(request.region().as_str(), "eu-west-1");
+        assert_eq!(request.action(), Action::RdsConnect);
+    }
+
+    #[test]
+    fn dsql_max_lifetime_is_at_most_the_recommended_one() {
+        #[cfg(feature = "sqlx-0_9-postgres")]
+        type Opts = PoolOptions<sqlx::Postgres>;
+        #[cfg(not(feature = "sqlx-0_9-postgres"))]
+        type Opts = PoolOptions<sqlx::MySql>;
+        let short = Duration::from_secs(60);
+        for (given, expected) in [
+            (None, DSQL_RECOMMENDED_MAX_LIFETIME),
+            (
+                Some(Duration::from_secs(7200)),
+                DSQL_RECOMMENDED_MAX_LIFETIME,
+            ),
+            (Some(short), short),
+        ] {
+            let o = dsql_max_lifetime(Opts::new().max_lifetime(given));
+            assert_eq!(o.get_max_lifetime(), Some(expected));
+        }
+    }
+}
