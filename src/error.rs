@@ -248,9 +248,12 @@ pub enum Error {
     /// The connection failed before or during the login (TCP, TLS, a server without TLS,
     /// server errors other than a rejected token). The message names the likely cause and
     /// what to do; the driver's error is the [`source`](std::error::Error::source)
-    /// (`downcast_ref` to `tokio_postgres::Error` or `mysql_async::Error`).
-    #[cfg(any(feature = "postgres", feature = "mysql"))]
-    #[cfg_attr(docsrs, doc(cfg(any(feature = "postgres", feature = "mysql"))))]
+    /// (`downcast_ref` to `tokio_postgres::Error`, `mysql_async::Error` or `sqlx::Error`).
+    #[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlx-0_9"))]
+    #[cfg_attr(
+        docsrs,
+        doc(cfg(any(feature = "postgres", feature = "mysql", feature = "sqlx-0_9")))
+    )]
     #[non_exhaustive]
     #[error("could not connect to {engine} at {endpoint}: {}", crate::diagnose::connect_hint(.source.as_ref()))]
     Connect {
@@ -264,8 +267,11 @@ pub enum Error {
     },
 
     /// The server rejected the IAM token twice: once from the cache, once freshly signed.
-    #[cfg(any(feature = "postgres", feature = "mysql"))]
-    #[cfg_attr(docsrs, doc(cfg(any(feature = "postgres", feature = "mysql"))))]
+    #[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlx-0_9"))]
+    #[cfg_attr(
+        docsrs,
+        doc(cfg(any(feature = "postgres", feature = "mysql", feature = "sqlx-0_9")))
+    )]
     #[error(
         "the {engine} database at {host}:{port} rejected the IAM token for user `{user}` (region {region}) twice, \
          the second time freshly signed. Likely causes: the database user is not set up for IAM login \
@@ -288,14 +294,18 @@ pub enum Error {
         /// The region the token was signed for.
         region: String,
         /// The server's last answer, as the driver's error: a `tokio_postgres::Error` (SQLSTATE
-        /// 28000 or 28P01) or a `mysql_async::Error` (server error 1045); `downcast_ref` it.
+        /// 28000 or 28P01), a `mysql_async::Error` (server error 1045) or, from a sqlx pool, a
+        /// `sqlx::Error::Database`; `downcast_ref` it.
         #[source]
         source: BoxError,
     },
 
     /// The dial address is a DNS name that could not be resolved.
-    #[cfg(any(feature = "postgres", feature = "mysql"))]
-    #[cfg_attr(docsrs, doc(cfg(any(feature = "postgres", feature = "mysql"))))]
+    #[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlx-0_9"))]
+    #[cfg_attr(
+        docsrs,
+        doc(cfg(any(feature = "postgres", feature = "mysql", feature = "sqlx-0_9")))
+    )]
     #[error("cannot resolve the dial address `{host}`: check the name, or dial an IP address")]
     #[non_exhaustive]
     ResolveDialAddress {
@@ -307,8 +317,11 @@ pub enum Error {
     },
 
     /// Connecting (TCP, TLS and login) took longer than the connect timeout.
-    #[cfg(any(feature = "postgres", feature = "mysql"))]
-    #[cfg_attr(docsrs, doc(cfg(any(feature = "postgres", feature = "mysql"))))]
+    #[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlx-0_9"))]
+    #[cfg_attr(
+        docsrs,
+        doc(cfg(any(feature = "postgres", feature = "mysql", feature = "sqlx-0_9")))
+    )]
     #[error(
         "connecting to {endpoint} timed out after {timeout:?}: check that the address is reachable \
          (security groups, VPC routes, the tunnel) or raise `.connect_timeout(...)`"
@@ -319,6 +332,26 @@ pub enum Error {
         endpoint: String,
         /// The configured timeout.
         timeout: Duration,
+    },
+
+    /// An endpoint with a dial address (a tunnel) was given to a sqlx pool: sqlx verifies the
+    /// server's certificate against the host it dials, so it cannot dial the tunnel and
+    /// verify the signing hostname at once.
+    #[cfg(feature = "sqlx-0_9")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "sqlx-0_9")))]
+    #[error(
+        "sqlx cannot connect through the dial address `{dial}` to `{host}`: it verifies the \
+         server's certificate against the host it dials, and a tunnel's address is not a name \
+         in the certificate. Dial the endpoint's DNS name and make it resolve to the tunnel \
+         (a hosts-file entry `127.0.0.1 {host}`, or a private DNS override), or connect with \
+         `PgConnector`/`MySqlConnector`, which verify the signing hostname through a tunnel"
+    )]
+    #[non_exhaustive]
+    DialAddressNotSupported {
+        /// The signing hostname.
+        host: String,
+        /// The dial address (`host:port`) that was refused.
+        dial: String,
     },
 
     /// The credentials provider did not answer within the credentials timeout.
@@ -348,8 +381,11 @@ pub enum Error {
 }
 
 /// The database engine a connector talks to, as named in [`Error::AuthenticationRejected`].
-#[cfg(any(feature = "postgres", feature = "mysql"))]
-#[cfg_attr(docsrs, doc(cfg(any(feature = "postgres", feature = "mysql"))))]
+#[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlx-0_9"))]
+#[cfg_attr(
+    docsrs,
+    doc(cfg(any(feature = "postgres", feature = "mysql", feature = "sqlx-0_9")))
+)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Engine {
@@ -359,7 +395,7 @@ pub enum Engine {
     MySql,
 }
 
-#[cfg(any(feature = "postgres", feature = "mysql"))]
+#[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlx-0_9"))]
 impl Engine {
     /// The port the engine listens on unless configured otherwise.
     pub fn default_port(self) -> u16 {
@@ -396,7 +432,7 @@ impl Engine {
     }
 }
 
-#[cfg(any(feature = "postgres", feature = "mysql"))]
+#[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlx-0_9"))]
 impl std::fmt::Display for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
@@ -419,7 +455,7 @@ fn pem_origin(path: Option<&std::path::Path>) -> String {
 /// not a breaking change.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
-#[cfg(any(feature = "postgres", feature = "mysql"))]
+#[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlx-0_9"))]
 impl Error {
     /// A failed connection to `endpoint`, with the driver's `error` as the source.
     pub(crate) fn connect(

@@ -79,6 +79,9 @@
 //!   token on error 1045).
 //! - `deadpool-postgres`, `bb8-postgres`, `deadpool-mysql`, `bb8-mysql`: pools (`pool`
 //!   module) whose every new connection logs in with a current token.
+//! - `sqlx-0_9-postgres`, `sqlx-0_9-mysql`: `sqlx_0_9::IamPgPool` / `IamMySqlPool`, sqlx 0.9
+//!   pools (usable as `PgPool` / `MySqlPool`) whose new connections log in with current tokens,
+//!   over verified TLS; module `sqlx_0_9` re-exports that `sqlx`.
 //! - `doctor`: `doctor::Doctor`, the step-by-step diagnosis of an IAM login (endpoint, credentials
 //!   and IAM principal, DNS, TCP, TLS, login) behind `rds-iam-token doctor` (feature `cli`).
 //!
@@ -94,11 +97,11 @@
 mod aws_config_lazy;
 mod cache;
 mod clock;
-#[cfg(any(feature = "postgres", feature = "mysql"))]
+#[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlx-0_9"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "postgres", feature = "mysql"))))]
 pub mod connector;
 mod credentials;
-#[cfg(any(feature = "postgres", feature = "mysql"))]
+#[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlx-0_9"))]
 mod diagnose;
 #[cfg(feature = "doctor")]
 #[cfg_attr(docsrs, doc(cfg(feature = "doctor")))]
@@ -125,6 +128,12 @@ mod postgres;
 mod region;
 mod request;
 mod signer;
+#[cfg(feature = "sqlx-0_9")]
+#[cfg_attr(
+    docsrs,
+    doc(cfg(any(feature = "sqlx-0_9-postgres", feature = "sqlx-0_9-mysql")))
+)]
+pub mod sqlx_0_9;
 #[cfg(feature = "tls")]
 mod tls;
 mod token;
@@ -134,7 +143,7 @@ pub use cache::{
     DEFAULT_REFRESH_MARGIN, TokenCache, TokenCacheBuilder,
 };
 pub use clock::{Clock, FixedClock, SharedClock, SystemClock};
-#[cfg(any(feature = "postgres", feature = "mysql"))]
+#[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlx-0_9"))]
 pub use connector::{
     Connector, ConnectorBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_RETRY_JITTER,
     DSQL_DEFAULT_MAX_CONCURRENT_LOGINS, DSQL_RECOMMENDED_MAX_LIFETIME, DSQL_SESSION_LIMIT, Driver,
@@ -142,7 +151,7 @@ pub use connector::{
 };
 pub use credentials::DEFAULT_CREDENTIALS_TIMEOUT;
 pub use endpoint::{Endpoint, infer_region};
-#[cfg(any(feature = "postgres", feature = "mysql"))]
+#[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlx-0_9"))]
 pub use error::Engine;
 pub use error::{BoxError, Error, Result};
 pub use generator::{TokenGenerator, TokenGeneratorBuilder};

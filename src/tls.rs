@@ -150,6 +150,23 @@ impl TrustStore {
         &self.certs
     }
 
+    /// The trusted certificates as PEM text, for drivers that take CAs only that way (sqlx's
+    /// `ssl_root_cert_from_pem` / `ssl_ca_from_pem`).
+    #[cfg(feature = "sqlx-0_9")]
+    pub(crate) fn pem(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        for der in self.certs.iter() {
+            out.extend_from_slice(b"-----BEGIN CERTIFICATE-----\n");
+            // RFC 7468: base64 lines of 64 characters (48 bytes of DER each).
+            for chunk in der.chunks(48) {
+                base64_into(chunk, &mut out);
+                out.push(b'\n');
+            }
+            out.extend_from_slice(b"-----END CERTIFICATE-----\n");
+        }
+        out
+    }
+
     /// The trust anchors, for verifiers built outside [`client_config`] (the doctor's probe).
     #[cfg(feature = "doctor")]
     pub(crate) fn roots(&self) -> Arc<RootCertStore> {
@@ -206,6 +223,28 @@ impl Default for TrustStore {
     /// [`TrustStore::aws_default`].
     fn default() -> Self {
         Self::aws_default()
+    }
+}
+
+/// Standard base64 (RFC 4648, with padding) of `bytes`, appended to `out`. Twenty lines
+/// rather than a dependency: PEM output is needed for sqlx only.
+#[cfg(feature = "sqlx-0_9")]
+fn base64_into(bytes: &[u8], out: &mut Vec<u8>) {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for group in bytes.chunks(3) {
+        let b = [
+            group[0],
+            group.get(1).copied().unwrap_or(0),
+            group.get(2).copied().unwrap_or(0),
+        ];
+        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= group.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]);
+            } else {
+                out.push(b'=');
+            }
+        }
     }
 }
 

@@ -11,7 +11,7 @@
 //! | PostgreSQL, Aurora PostgreSQL | `Postgres` (tokio-postgres) | `PgConnector` | `tokio_postgres::Client` |
 //! | MySQL, Aurora MySQL, MariaDB | `MySql` (mysql_async) | `MySqlConnector` | `MySqlConnection` |
 
-mod env;
+pub(crate) mod env;
 
 use std::fmt;
 use std::future::Future;
@@ -298,7 +298,10 @@ impl<D: Driver> Connector<D> {
     }
 
     /// The engine's options (crate-internal: they may hold the driver's secrets).
-    #[cfg_attr(not(test), allow(dead_code))]
+    #[cfg_attr(
+        not(all(test, any(feature = "postgres", feature = "mysql"))),
+        allow(dead_code)
+    )]
     pub(crate) fn options(&self) -> &D::Options {
         &self.inner.options
     }

@@ -573,3 +573,28 @@ fn cold_start_figures() {
         "warm, per call: PEM decode {w_pem:?}, DER->anchors {w_der:?}, precomputed anchors {w_anchors:?}, ClientConfig {w_config:?}"
     );
 }
+
+/// The PEM handed to sqlx parses back to the same certificates, in order: the AWS bundle and
+/// an added CA (the base64 of every length remainder: 0, 1 and 2 bytes of padding).
+#[cfg(feature = "sqlx-0_9")]
+#[test]
+fn pem_round_trips_to_the_same_certificates() {
+    let store = TrustStore::aws_default()
+        .with_ca_pem(include_bytes!("../../tests/data/example-ca.pem"))
+        .unwrap();
+    let pem = store.pem();
+    let parsed: Vec<Vec<u8>> = CertificateDer::pem_slice_iter(&pem)
+        .map(|c| c.unwrap().to_vec())
+        .collect();
+    let expected: Vec<Vec<u8>> = store.certificates().iter().map(|c| c.to_vec()).collect();
+    assert_eq!(parsed, expected);
+    let mut remainders: Vec<usize> = expected.iter().map(|c| c.len() % 3).collect();
+    remainders.sort();
+    remainders.dedup();
+    assert_eq!(remainders, [0, 1, 2], "every padding case is exercised");
+    let mut out = Vec::new();
+    super::base64_into(b"foobar", &mut out);
+    super::base64_into(b"fooba", &mut out);
+    super::base64_into(b"foob", &mut out);
+    assert_eq!(out, b"Zm9vYmFyZm9vYmE=Zm9vYg==");
+}

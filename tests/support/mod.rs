@@ -47,6 +47,11 @@ pub mod reference;
 pub mod scenarios;
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 pub mod security;
+#[cfg(any(
+    all(feature = "sqlx-0_9-postgres", feature = "postgres"),
+    all(feature = "sqlx-0_9-mysql", feature = "mysql")
+))]
+pub mod sqlx;
 pub mod vectors;
 
 pub use certs::{CertFiles, RDS_HOSTNAME, certs};

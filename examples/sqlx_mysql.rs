@@ -1,0 +1,61 @@
+//! A sqlx `MySqlPool` whose connections log in to RDS/Aurora MySQL (and MariaDB) with IAM tokens, over
+//! verified TLS: runs `select database()` and prints `{"database": "<name>"}`.
+//!
+//! Reads (the names of AWS's Lambda samples):
+//! - `DBEndPoint`: the endpoint's DNS name, optionally `:port` (default 3306)
+//! - `DBUserName`: the database user, created `IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS'`
+//! - `DatabaseName` (optional): the database
+//! - `DBPort` (optional): the port, over the one in `DBEndPoint`
+//! - `DBRegion` (optional): the region, when the hostname carries none
+//! - `DBCaFile` (optional): a PEM file of CAs trusted besides the AWS ones
+//! - AWS credentials from the standard chain (`AWS_ACCESS_KEY_ID`, `AWS_PROFILE`, the
+//!   execution role, ...)
+//!
+//! Errors go to stderr, with a non-zero exit.
+//!
+//! ```sh
+//! DBEndPoint=mydb.cluster-abc123.us-east-1.rds.amazonaws.com DBUserName=iam_user DatabaseName=appdb \
+//!     cargo run --example sqlx_mysql --features sqlx-0_9-mysql
+//! ```
+
+use std::process::ExitCode;
+
+use rds_iam_auth::sqlx_0_9::{IamMySqlPool, IamPoolBuilder, sqlx};
+use rds_iam_auth::{TokenCache, TokenGenerator};
+
+type BoxError = Box<dyn std::error::Error>;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let result = async {
+        let cache = TokenCache::new(TokenGenerator::from_env().await?);
+        run(IamMySqlPool::builder_from_env(cache)?).await
+    };
+    match result.await {
+        Ok(json) => {
+            println!("{json}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Opens the pool, asks for the database's name, and returns it as JSON.
+pub async fn run(builder: IamPoolBuilder<sqlx::MySql>) -> Result<String, BoxError> {
+    let pool = builder
+        .pool_options(sqlx::mysql::MySqlPoolOptions::new().max_connections(2))
+        .build()
+        .await?;
+    // Through the pool's own acquire: the token is checked first (a Lambda may have been
+    // frozen since the last call), and a rejected one is replaced and retried once.
+    let mut conn = pool.acquire().await?;
+    let database: Option<String> = sqlx::query_scalar("select database()")
+        .fetch_one(&mut *conn)
+        .await?;
+    drop(conn);
+    pool.close().await;
+    Ok(serde_json::json!({ "database": database }).to_string())
+}

@@ -1,0 +1,592 @@
+//! sqlx pools (`rds_iam_auth::sqlx_0_9`) against the harness's real servers and the capturing
+//! fake servers, written once for both engines: run them from an engine's test file with
+//! [`sqlx_scenarios!`](crate::sqlx_scenarios).
+//!
+//! sqlx verifies TLS against the host it dials, so these pools dial `localhost` (a SAN of
+//! the harness's certificates) on the server's own port and sign for that, region given.
+//! Scenarios that change the IAM user's password take turns (the file's `TURN`).
+
+use std::error::Error as _;
+use std::time::Duration;
+
+use rds_iam_auth::sqlx_0_9::sqlx::pool::PoolConnection;
+use rds_iam_auth::sqlx_0_9::{IamDatabase, IamPool, IamPoolBuilder, sqlx};
+use rds_iam_auth::{Endpoint, Error, IamAuthToken, TokenCache, TokenRequest};
+
+use super::capture::{CaptureServer, error_chain};
+use super::engine::TestEngine;
+use super::iam::{self, CountingProxy, TestClock, test_trust};
+use super::{CertFiles, certs};
+
+/// Past the 15-minute token lifetime: any cache must sign anew.
+const ROTATION: Duration = Duration::from_secs(16 * 60);
+
+/// An engine's sqlx side: its test server (through the connector tests' [`TestEngine`]),
+/// and how a test asks a pooled connection who and where it is.
+#[allow(async_fn_in_trait)]
+pub trait SqlxEngine: IamDatabase {
+    /// The same engine's connector driver: its throwaway server, hints and users.
+    type Server: TestEngine;
+    /// sqlx's pool options for this engine, with `max_connections`.
+    fn pool_options(max: u32) -> sqlx::pool::PoolOptions<Self>;
+    /// `SELECT 1` straight on sqlx's pool.
+    async fn select_one(pool: &sqlx::Pool<Self>) -> i64;
+    /// The server's id of the session (a new login gets a new one).
+    async fn session_id(conn: &mut PoolConnection<Self>) -> u64;
+    /// The session's database.
+    async fn current_database(conn: &mut PoolConnection<Self>) -> String;
+    /// Whether the session runs over TLS, as the server sees it.
+    async fn uses_tls(conn: &mut PoolConnection<Self>) -> bool;
+    /// Panics unless `source` is sqlx's "wrong password" error for this engine.
+    fn assert_invalid_password(source: &(dyn std::error::Error + 'static));
+    /// A fake server offering TLS with `cert` (rejects the password it records).
+    async fn fake_with_tls(cert: &'static CertFiles) -> CaptureServer;
+    /// Fake servers that offer no TLS (or try to get a password without it).
+    async fn fakes_without_tls() -> Vec<CaptureServer>;
+}
+
+/// A pool builder for the IAM user on `localhost:port`, signed for us-east-1, trusting
+/// only the test CA.
+pub fn builder<D: SqlxEngine>(cache: TokenCache, port: u16) -> IamPoolBuilder<D> {
+    IamPool::<D>::builder(cache, Endpoint::new("localhost", port).unwrap(), "iam_user")
+        .database("appdb")
+        .region("us-east-1")
+        .trust(test_trust())
+        .pool_options(D::pool_options(8).acquire_timeout(Duration::from_secs(5)))
+}
+
+async fn install_token_of_now<D: SqlxEngine>(request: &TokenRequest, clock: &TestClock) {
+    let token = iam::token_at(request, clock.at()).await;
+    D::Server::set_password(token.expose());
+}
+
+/// The request a pool built by [`builder`] for `port` asks the cache for.
+fn request<D: SqlxEngine>(port: u16) -> TokenRequest {
+    let endpoint = Endpoint::new("localhost", port).unwrap();
+    TokenRequest::rds(&endpoint, "iam_user")
+        .region("us-east-1")
+        .build()
+        .unwrap()
+}
+
+/// Logs in over TLS, as the IAM user, in its database; queries straight on the pool work too.
+pub async fn connects_and_queries_over_tls<D: SqlxEngine>() {
+    let Some(port) = D::Server::server_port() else {
+        return;
+    };
+    let clock = TestClock::new();
+    install_token_of_now::<D>(&request::<D>(port), &clock).await;
+    let pool = builder::<D>(iam::cache(&clock), port)
+        .build()
+        .await
+        .unwrap();
+    let mut conn = pool.acquire().await.unwrap();
+    assert_eq!(D::current_database(&mut conn).await, "appdb");
+    assert!(D::uses_tls(&mut conn).await, "TLS");
+    drop(conn);
+    // The pool as sqlx's own `Pool` (what `&PgPool` / `&MySqlPool` callers get).
+    assert_eq!(D::select_one(pool.pool()).await, 1);
+    pool.close().await;
+}
+
+/// A pool of 8 across a 16-minute rotation on a shared fake clock: the 4 connections opened
+/// before keep working; the 4 opened after (3 through `IamPool::acquire`, 1 through sqlx's own
+/// acquire) log in with the new token, the only one the server accepts by then.
+pub async fn a_pool_of_8_across_a_token_rotation<D: SqlxEngine>() {
+    let Some(port) = D::Server::server_port() else {
+        return;
+    };
+    let clock = TestClock::new();
+    install_token_of_now::<D>(&request::<D>(port), &clock).await;
+    let pool = builder::<D>(iam::cache(&clock), port)
+        .build()
+        .await
+        .unwrap();
+    let first = pool.cache().get(pool.token_request()).await.unwrap();
+    let mut old = Vec::new();
+    for _ in 0..4 {
+        old.push(pool.acquire().await.unwrap());
+    }
+    let mut ids = Vec::new();
+    for conn in &mut old {
+        ids.push(D::session_id(conn).await);
+    }
+
+    clock.advance(ROTATION);
+    install_token_of_now::<D>(pool.token_request(), &clock).await;
+
+    let mut new = Vec::new();
+    for _ in 0..3 {
+        new.push(
+            pool.acquire()
+                .await
+                .expect("a new login with the new token"),
+        );
+    }
+    // The token was installed by the acquires above: sqlx's own path gets it too.
+    new.push(
+        pool.pool()
+            .acquire()
+            .await
+            .expect("sqlx's acquire, new token"),
+    );
+    for conn in &mut new {
+        ids.push(D::session_id(conn).await);
+    }
+    for (conn, id) in old.iter_mut().zip(&ids) {
+        assert_eq!(D::session_id(conn).await, *id, "old connections untouched");
+    }
+    let mut distinct = ids.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 8, "8 physical connections: {ids:?}");
+    assert_eq!(pool.size(), 8);
+    let current = pool.cache().get(pool.token_request()).await.unwrap();
+    assert!(!current.same_token(&first), "the token changed");
+    drop((old, new));
+    pool.close().await;
+}
+
+/// The process was frozen past the token's life (the test moves the clock; the refresher's
+/// timer, up to a minute away, has not fired): sqlx's own acquire would log in with the stale
+/// token and is refused; `IamPool::acquire` installs the current one first, without a
+/// rejection on the way.
+pub async fn after_a_freeze_acquire_installs_a_current_token_first<D: SqlxEngine>() {
+    let Some(port) = D::Server::server_port() else {
+        return;
+    };
+    let clock = TestClock::new();
+    install_token_of_now::<D>(&request::<D>(port), &clock).await;
+    // Lazy: no idle connection returned by `build` that sqlx's acquire could reuse.
+    let pool = builder::<D>(iam::cache(&clock), port)
+        .build_lazy()
+        .await
+        .unwrap();
+    // Held: the next acquires must open new connections (new logins).
+    let _held = pool.acquire().await.unwrap();
+
+    clock.advance(ROTATION);
+    install_token_of_now::<D>(pool.token_request(), &clock).await;
+
+    let stale = pool.pool().acquire().await.expect_err("the stale token");
+    let sqlx::Error::Database(_) = &stale else {
+        panic!("{stale:?}")
+    };
+    D::assert_invalid_password(&stale);
+    let invalidations = pool.cache().stats().invalidations;
+
+    let mut conn = pool
+        .acquire()
+        .await
+        .expect("the current token, installed first");
+    assert_eq!(D::current_database(&mut conn).await, "appdb");
+    assert_eq!(
+        pool.cache().stats().invalidations,
+        invalidations,
+        "no rejection was needed"
+    );
+    drop((conn, _held));
+    pool.close().await;
+}
+
+/// An invalidation wakes the refresher at once: sqlx's own acquire (never ours here) logs in
+/// with the token signed after it, well before the refresher's next timer (a minute away).
+pub async fn the_refresher_installs_a_new_token_after_an_invalidation<D: SqlxEngine>() {
+    let Some(port) = D::Server::server_port() else {
+        return;
+    };
+    let clock = TestClock::new();
+    let request = request::<D>(port);
+    let pool = builder::<D>(iam::cache(&clock), port)
+        .build_lazy()
+        .await
+        .unwrap();
+    let first = pool.cache().get(&request).await.unwrap();
+    clock.advance(Duration::from_secs(60));
+    install_token_of_now::<D>(&request, &clock).await;
+    pool.cache().invalidate(&request, &first);
+
+    let started = std::time::Instant::now();
+    let mut conn = loop {
+        match pool.pool().acquire().await {
+            Ok(conn) => break conn,
+            Err(e) if started.elapsed() < Duration::from_secs(3) => {
+                D::assert_invalid_password(&e);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("the refresher did not install the new token: {e}"),
+        }
+    };
+    assert_eq!(D::current_database(&mut conn).await, "appdb");
+    drop(conn);
+    pool.close().await;
+}
+
+/// The server stops accepting the token the cache holds: the pool invalidates it, installs
+/// a fresh one and tries exactly once more (the proxy moves the clock and installs the token
+/// of the new time while the first login is on its way).
+pub async fn a_rejected_token_is_replaced_and_retried_once<D: SqlxEngine>() {
+    let Some(port) = D::Server::server_port() else {
+        return;
+    };
+    let clock = TestClock::new();
+    D::Server::set_password("not the token");
+    let hook_clock = clock.clone();
+    // The first login moves the clock on: after the invalidation, the cache signs the
+    // token of the new time (the same time would sign the same, rejected, token).
+    let proxy = CountingProxy::start_to(port, move |n| {
+        if n == 1 {
+            hook_clock.advance(Duration::from_secs(60));
+        }
+    })
+    .await;
+    let proxied = request::<D>(proxy.port);
+    let pool = builder::<D>(iam::cache(&clock), proxy.port)
+        .retry_jitter(Duration::ZERO)
+        .build_lazy()
+        .await
+        .unwrap();
+    let stale = pool.cache().get(&proxied).await.unwrap();
+    // What the server will accept: the token of the time the hook moves the clock to.
+    let next = iam::token_at(&proxied, clock.at() + Duration::from_secs(60)).await;
+    D::Server::set_password(next.expose());
+
+    let mut conn = pool.acquire().await.expect("the retry logs in");
+    assert_eq!(D::current_database(&mut conn).await, "appdb");
+    assert_eq!(proxy.connections(), 2, "exactly one retry");
+    let fresh = pool.cache().get(&proxied).await.unwrap();
+    assert!(!fresh.same_token(&stale));
+    assert!(fresh.same_token(&next));
+    assert_eq!(pool.cache().stats().invalidations, 1);
+    drop(conn);
+    pool.close().await;
+}
+
+/// Rejected twice: the diagnostic error, sqlx's error as its source, no token shown.
+pub async fn a_token_that_keeps_failing_gives_the_diagnostic_error<D: SqlxEngine>() {
+    let Some(port) = D::Server::server_port() else {
+        return;
+    };
+    D::Server::set_password("some other password");
+    let proxy = CountingProxy::start_to(port, |_| {}).await;
+    let clock = TestClock::new();
+    let token = iam::token_at(&request::<D>(proxy.port), clock.at()).await;
+    let err = builder::<D>(iam::cache(&clock), proxy.port)
+        .build()
+        .await
+        .expect_err("rejected twice");
+    assert_eq!(proxy.connections(), 2, "one retry, no more");
+    let Error::AuthenticationRejected {
+        engine,
+        host,
+        port,
+        user,
+        region,
+        source,
+        ..
+    } = &err
+    else {
+        panic!("{err:?}")
+    };
+    assert_eq!(*engine, D::Server::ENGINE_IN_ERRORS);
+    assert_eq!(
+        (host.as_str(), *port, user.as_str(), region.as_str()),
+        ("localhost", proxy.port, "iam_user", "us-east-1")
+    );
+    D::assert_invalid_password(source.as_ref());
+    let msg = err.to_string();
+    for cause in D::Server::HINTS {
+        assert!(msg.contains(cause), "{cause:?} missing from: {msg}");
+    }
+    let shown = format!("{err} {err:?} {:?} {}", err.source(), err.report());
+    assert!(!shown.contains(token.expose()));
+    assert!(!shown.contains("X-Amz-Signature"));
+}
+
+/// A tunnelled endpoint is refused, saying why and what to do; no connection is tried.
+pub async fn a_tunnel_is_refused_with_the_way_around<D: SqlxEngine>() {
+    let clock = TestClock::new();
+    let err = IamPool::<D>::builder(
+        iam::cache(&clock),
+        D::Server::tunnel_endpoint(1),
+        "iam_user",
+    )
+    .build_lazy()
+    .await
+    .expect_err("tunnel");
+    assert!(
+        matches!(err, Error::DialAddressNotSupported { .. }),
+        "{err:?}"
+    );
+    let msg = err.to_string();
+    for expected in [
+        "127.0.0.1:1",
+        "hosts-file",
+        "verifies the server's certificate",
+    ] {
+        assert!(msg.contains(expected), "{expected:?} missing from: {msg}");
+    }
+}
+
+/// `Debug` of the builder and the pool: endpoint and sizes, never a password or a token.
+pub async fn debug_shows_no_secret<D: SqlxEngine>() {
+    let clock = TestClock::new();
+    let b = builder::<D>(iam::cache(&clock), 1);
+    let token = iam::token_at(&request::<D>(1), clock.at()).await;
+    let shown = format!("{b:?}");
+    assert!(shown.contains("localhost"), "{shown}");
+    let pool = b.build_lazy().await.unwrap();
+    let shown = format!("{shown} {pool:?} {:?}", pool.pool());
+    assert!(shown.contains("IamPool"), "{shown}");
+    assert!(!shown.contains(token.expose()), "{shown}");
+    assert!(!shown.to_lowercase().contains("password"), "{shown}");
+    pool.close().await;
+}
+
+/// The token never leaves the process outside verified TLS: a fake server without TLS (or
+/// stripping it), with a certificate from another CA or for another name gets an error and
+/// no byte of the token or of the login; a trusted one (the positive control) sees both.
+pub async fn no_token_byte_without_verified_tls<D: SqlxEngine>() {
+    let positive = D::fake_with_tls(&certs().server).await;
+    let (err, token) = login_to::<D>(&positive).await;
+    assert!(
+        matches!(err, Error::AuthenticationRejected { .. }),
+        "{err:?}"
+    );
+    assert!(
+        positive.saw(token.expose().as_bytes()),
+        "the capture must see a token sent over verified TLS, else the checks below prove nothing"
+    );
+    let mut refused = D::fakes_without_tls().await;
+    refused.push(D::fake_with_tls(&certs().other_ca_server).await);
+    refused.push(D::fake_with_tls(&certs().wrong_name).await);
+    for server in &refused {
+        let (err, token) = login_to::<D>(server).await;
+        let chain = error_chain(&err);
+        assert!(matches!(err, Error::Connect { .. }), "{chain}");
+        assert!(server.connections() >= 1, "it was tried: {chain}");
+        server.assert_never_saw(token.expose(), &[b"iam_user"]);
+    }
+}
+
+/// The certificate errors name their cause, through sqlx's error chain.
+pub async fn certificate_errors_name_the_cause<D: SqlxEngine>() {
+    for (cert, cause, hint) in [
+        (&certs().other_ca_server, "UnknownIssuer", "with_ca_file"),
+        (
+            &certs().wrong_name,
+            "NotValidForName",
+            "not valid for the signing hostname",
+        ),
+    ] {
+        let server = D::fake_with_tls(cert).await;
+        let (err, _) = login_to::<D>(&server).await;
+        let chain = error_chain(&err);
+        assert!(chain.contains(cause), "{cause} not in {chain}");
+        assert!(err.to_string().contains(hint), "{hint} not in {err}");
+    }
+}
+
+/// One acquire against a fake server; its error and the token the pool held.
+async fn login_to<D: SqlxEngine>(server: &CaptureServer) -> (Error, IamAuthToken) {
+    let clock = TestClock::new();
+    let pool = builder::<D>(iam::cache(&clock), server.port)
+        .pool_options(D::pool_options(1).acquire_timeout(Duration::from_secs(3)))
+        .retry_jitter(Duration::ZERO)
+        .build_lazy()
+        .await
+        .unwrap();
+    let token = pool.cache().get(pool.token_request()).await.unwrap();
+    let err = pool
+        .acquire()
+        .await
+        .expect_err("the fake server never lets in");
+    pool.close().await;
+    (err, token)
+}
+
+/// One `#[tokio::test]` per scenario for the engine `$db`, taking turns on the calling
+/// file's `TURN` mutex where the server's password changes.
+#[macro_export]
+macro_rules! sqlx_scenarios {
+    ($db:ty) => {
+        $crate::sqlx_scenarios!(@turns $db:
+            connects_and_queries_over_tls,
+            a_pool_of_8_across_a_token_rotation,
+            after_a_freeze_acquire_installs_a_current_token_first,
+            the_refresher_installs_a_new_token_after_an_invalidation,
+            a_rejected_token_is_replaced_and_retried_once,
+            a_token_that_keeps_failing_gives_the_diagnostic_error,
+        );
+        $crate::sqlx_scenarios!(@free $db:
+            a_tunnel_is_refused_with_the_way_around,
+            debug_shows_no_secret,
+            no_token_byte_without_verified_tls,
+            certificate_errors_name_the_cause,
+        );
+    };
+    (@turns $db:ty: $($scenario:ident,)*) => {
+        $(
+            #[tokio::test]
+            async fn $scenario() {
+                let _turn = TURN.lock().await;
+                $crate::support::sqlx::$scenario::<$db>().await;
+            }
+        )*
+    };
+    (@free $db:ty: $($scenario:ident,)*) => {
+        $(
+            #[tokio::test]
+            async fn $scenario() {
+                $crate::support::sqlx::$scenario::<$db>().await;
+            }
+        )*
+    };
+}
+
+#[cfg(all(feature = "sqlx-0_9-postgres", feature = "postgres"))]
+mod pg {
+    use super::*;
+    use crate::support::fake_postgres::{Answer, fake_server};
+
+    impl SqlxEngine for sqlx::Postgres {
+        type Server = rds_iam_auth::Postgres;
+
+        fn pool_options(max: u32) -> sqlx::pool::PoolOptions<Self> {
+            sqlx::postgres::PgPoolOptions::new().max_connections(max)
+        }
+        async fn select_one(pool: &sqlx::PgPool) -> i64 {
+            sqlx::query_scalar("SELECT 1::int8")
+                .fetch_one(pool)
+                .await
+                .unwrap()
+        }
+        async fn session_id(conn: &mut PoolConnection<Self>) -> u64 {
+            let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+                .fetch_one(&mut **conn)
+                .await
+                .unwrap();
+            pid.try_into().unwrap()
+        }
+        async fn current_database(conn: &mut PoolConnection<Self>) -> String {
+            sqlx::query_scalar("SELECT current_database()::text")
+                .fetch_one(&mut **conn)
+                .await
+                .unwrap()
+        }
+        async fn uses_tls(conn: &mut PoolConnection<Self>) -> bool {
+            sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+                .fetch_one(&mut **conn)
+                .await
+                .unwrap()
+        }
+        fn assert_invalid_password(source: &(dyn std::error::Error + 'static)) {
+            match source.downcast_ref::<sqlx::Error>() {
+                Some(sqlx::Error::Database(e)) => assert_eq!(e.code().as_deref(), Some("28P01")),
+                other => panic!("{other:?}"),
+            }
+        }
+        async fn fake_with_tls(cert: &'static CertFiles) -> CaptureServer {
+            fake_server(Answer::Tls(cert)).await
+        }
+        async fn fakes_without_tls() -> Vec<CaptureServer> {
+            vec![fake_server(Answer::RefuseTls).await]
+        }
+    }
+}
+
+#[cfg(all(feature = "sqlx-0_9-mysql", feature = "mysql"))]
+mod my {
+    use super::*;
+    use crate::support::fake_mysql::{Answer, fake_server};
+
+    impl SqlxEngine for sqlx::MySql {
+        type Server = rds_iam_auth::MySql;
+
+        fn pool_options(max: u32) -> sqlx::pool::PoolOptions<Self> {
+            sqlx::mysql::MySqlPoolOptions::new().max_connections(max)
+        }
+        async fn select_one(pool: &sqlx::MySqlPool) -> i64 {
+            sqlx::query_scalar("SELECT 1")
+                .fetch_one(pool)
+                .await
+                .unwrap()
+        }
+        async fn session_id(conn: &mut PoolConnection<Self>) -> u64 {
+            sqlx::query_scalar("SELECT CONNECTION_ID()")
+                .fetch_one(&mut **conn)
+                .await
+                .unwrap()
+        }
+        async fn current_database(conn: &mut PoolConnection<Self>) -> String {
+            let db: Option<String> = sqlx::query_scalar("SELECT database()")
+                .fetch_one(&mut **conn)
+                .await
+                .unwrap();
+            db.unwrap()
+        }
+        async fn uses_tls(conn: &mut PoolConnection<Self>) -> bool {
+            let (_, cipher): (String, String) =
+                sqlx::query_as("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
+                    .fetch_one(&mut **conn)
+                    .await
+                    .unwrap();
+            !cipher.is_empty()
+        }
+        fn assert_invalid_password(source: &(dyn std::error::Error + 'static)) {
+            match source.downcast_ref::<sqlx::Error>() {
+                Some(sqlx::Error::Database(e)) => assert_eq!(
+                    e.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
+                        .map(|e| e.number()),
+                    Some(1045)
+                ),
+                other => panic!("{other:?}"),
+            }
+        }
+        async fn fake_with_tls(cert: &'static CertFiles) -> CaptureServer {
+            fake_server(Answer::Tls(cert)).await
+        }
+        async fn fakes_without_tls() -> Vec<CaptureServer> {
+            vec![
+                fake_server(Answer::NoTls).await,
+                fake_server(Answer::CleartextSwitchBeforeTls).await,
+                fake_server(Answer::UnsolicitedCleartextSwitch).await,
+            ]
+        }
+    }
+}
+
+/// Runs the example binary `name` (built by `cargo test` with the examples) with an empty
+/// environment (no `DBEndPoint`, no credentials): it must print nothing on stdout, name the
+/// missing `variable` on stderr and exit non-zero. A binary that was not built is a loud
+/// skip, a failure under `CI=true`.
+pub fn assert_example_fails_without_environment(name: &str, variable: &str) {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .map(|profile| profile.join("examples").join(name))
+        .unwrap();
+    if !bin.exists() {
+        let msg = format!(
+            "SKIPPED: {} not built (`cargo test` builds it unless targets are filtered: \
+             `cargo build --example {name} --all-features`)",
+            bin.display()
+        );
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "{msg}");
+        eprintln!("{msg}");
+        return;
+    }
+    let out = std::process::Command::new(&bin)
+        .env_clear()
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        out.stdout.is_empty(),
+        "{:?}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(stderr.contains(variable), "{stderr}");
+}
