@@ -107,6 +107,7 @@ pub mod doctor;
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub mod dsql;
 mod endpoint;
+mod env_credentials;
 mod error;
 mod generator;
 #[cfg(feature = "mysql")]
@@ -161,7 +162,7 @@ pub use request::{
 };
 pub use signer::TokenSigner;
 #[cfg(feature = "tls")]
-pub use tls::{TrustStore, install_default_crypto_provider};
+pub use tls::{TrustStore, install_default_crypto_provider, warm_up_tls};
 pub use token::IamAuthToken;
 /// Re-exported: the client type [`PgConnector`] returns, and its error and row types.
 #[cfg(feature = "postgres")]

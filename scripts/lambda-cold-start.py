@@ -1,0 +1,335 @@
+#!/usr/bin/env python3
+"""Lambda cold start, measured: a fresh function process -> its first invocation's response.
+
+Side by side in one run, against the same throwaway PostgreSQL and MariaDB servers (TLS,
+IAM-style cleartext login, see tests/support/): the Rust examples `lambda_postgres` and
+`lambda_mysql` built with `--profile lambda`, and the blog post's two Python functions as
+rewritten in `scripts/lambda-seed/` (boto3 + pg8000, boto3 + mysql-connector-python, from
+a virtualenv under the target directory filled from `requirements.txt`).
+
+Each run is one cold start, as Lambda does it: the script serves an emulated Lambda
+Runtime API (`/2018-06-01/runtime/invocation/next`, `/{id}/response`, `/{id}/error`) on a
+loopback port, spawns the function with `AWS_LAMBDA_RUNTIME_API` pointing at it and the
+post's environment (`DBEndPoint`, `DatabaseName`, `DBUserName`, plus `DBPort`, `DBRegion`,
+`DBCaFile` for the test servers), hands it one event, and measures:
+- time: from just before the spawn to the arrival of the `/response` POST;
+- memory: the process's peak RSS (`VmHWM` of /proc/<pid>/status), read once it is back
+  waiting for the next invocation (its own address space only: `ru_maxrss` of a child
+  spawned by this Python would include this process's RSS at the vfork).
+A run whose response is not the function's success shape fails the whole measurement.
+Functions alternate run by run, so they share the machine's noise; the figures are
+medians, and the ratios are taken between medians of the same run.
+
+Tokens are checked by the servers (the IAM user's password is the token), so each run
+starts just after a whole second S for which the driver installed the token signed at S:
+the script asks it on stdout (`@password <engine> <S>`) and waits for `ok` on stdin; the
+driver then installs S+1, S+2, ... shortly before each second starts, for functions that
+sign later than S. A login that races such a switch gets the function's error response:
+that run is repeated (counted in the report). The driver is the ignored test that starts
+the servers (one recipe for the servers, the harness's):
+
+    cargo build --profile lambda --features postgres,mysql \
+        --example lambda_postgres --example lambda_mysql
+    cargo test --features postgres,mysql,aws-config --test lambda_cold_start -- \
+        --ignored --nocapture
+    # options for this script: LAMBDA_COLD_START_ARGS="--runs 30 --extra postgres:nojitter:PATH"
+
+Options: `--runs N` (default 20); `--extra ENGINE:LABEL:PATH` (more Rust builds to measure
+in the same run, e.g. a build with `AWS_LC_SYS_NO_JITTER_ENTROPY=1`); `--only LABEL,...`.
+"""
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SEED = ROOT / "scripts" / "lambda-seed"
+API = "/2018-06-01/runtime/invocation"
+DATABASE = "appdb"
+USER = "iam_user"
+# The success shapes of the two functions (the post's).
+EXPECTED = {
+    "postgres": {"status": "Success", "results": [{"current_database": DATABASE}]},
+    "mysql": {"status": "Success", "results": {"database_name": DATABASE}},
+}
+
+
+def target_dir() -> Path:
+    return Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+
+
+def seed_python() -> str:
+    """The virtualenv's Python with the pinned seed libraries (created once, from PyPI)."""
+    venv = target_dir() / "lambda-seed-venv"
+    python = venv / "bin" / "python3"
+    requirements = SEED / "requirements.txt"
+    stamp = venv / "requirements.txt"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    if not stamp.exists() or stamp.read_text() != requirements.read_text():
+        print("installing the seeds' libraries into", venv, file=sys.stderr)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "-r", str(requirements)], check=True)
+        stamp.write_text(requirements.read_text())
+    return str(python)
+
+
+class Invocation:
+    """One cold start's exchange with the emulated Runtime API."""
+
+    def __init__(self):
+        self.request_id = f"req-{time.monotonic_ns()}"
+        self.handed_out = False
+        self.responded = threading.Event()
+        self.waiting_again = threading.Event()  # the second /next: the function is idle
+        self.finished = threading.Event()
+        self.response_at = None
+        self.path = None
+        self.body = None
+
+
+class RuntimeApi(BaseHTTPRequestHandler):
+    """The three Runtime API routes a function uses; serves `server.current`."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        current = self.server.current
+        if self.path != API + "/next" or current is None:
+            return self.reply(404, b"{}")
+        if current.handed_out:
+            # The function is done with its invocation and waits, as in Lambda, until
+            # the execution environment is frozen (here: killed).
+            current.waiting_again.set()
+            current.finished.wait(60)
+            return self.reply(410, b"{}")
+        current.handed_out = True
+        deadline = int(time.time() * 1000) + 30_000
+        self.reply(
+            200,
+            b"{}",
+            {
+                "Lambda-Runtime-Aws-Request-Id": current.request_id,
+                "Lambda-Runtime-Deadline-Ms": str(deadline),
+                "Lambda-Runtime-Invoked-Function-Arn": "arn:aws:lambda:us-east-1:123456789012:function:cold-start",
+                "Lambda-Runtime-Trace-Id": "Root=1-00000000-000000000000000000000000;Sampled=0",
+            },
+        )
+
+    def do_POST(self):
+        length = int(self.headers.get("Content-Length", "0"))
+        body = self.rfile.read(length)
+        now = time.monotonic()
+        current = self.server.current
+        if current is not None and self.path.startswith(f"{API}/{current.request_id}/"):
+            current.response_at, current.path, current.body = now, self.path, body
+            current.responded.set()
+        self.reply(202, b'{"status":"OK"}')
+
+    def reply(self, status, body, headers=None):
+        self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    current = None
+
+    def handle_error(self, request, client_address):
+        pass  # a killed function's half-closed /next connection: expected, not news
+
+
+def memory_kib(pid: int) -> dict:
+    """VmHWM (peak RSS) and, at this moment, RssAnon / RssFile and the thread count."""
+    found = {}
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            name, _, value = line.partition(":")
+            if name in ("VmHWM", "RssAnon", "RssFile", "Threads"):
+                found[name] = int(value.split()[0])
+    if "VmHWM" not in found:
+        raise RuntimeError(f"no VmHWM for {pid}")
+    return found
+
+
+class Driver:
+    """Installs the token a function will sign at a given second (see the module doc)."""
+
+    def __init__(self):
+        self.out = sys.stdout
+
+    def install(self, engine: str, second: int):
+        print(f"@password {engine} {second}", file=self.out, flush=True)
+        answer = sys.stdin.readline().strip()
+        if answer != "ok":
+            sys.exit(f"the driver did not install the token: {answer!r}")
+
+
+def run_once(server, driver, function, env):
+    label, engine, argv = function
+    # Start 20 ms into a fresh second S, with S's token installed: every function signs
+    # well within S (the slowest takes a few hundred ms to get there).
+    second = int(time.time()) + 1
+    if second - time.time() < 0.3:
+        second += 1
+    driver.install(engine, second)
+    time.sleep(max(0.0, second + 0.02 - time.time()))
+    current = Invocation()
+    server.current = current
+    started = time.monotonic()
+    process = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE)
+    try:
+        if not current.responded.wait(30):
+            raise RuntimeError("no response within 30 s")
+        elapsed = current.response_at - started
+        # Peak RSS once the function is idle again (waiting for its next invocation).
+        current.waiting_again.wait(5)
+        memory = memory_kib(process.pid)
+    except Exception as e:
+        process.kill()
+        sys.exit(f"{label}: {e}: {process.communicate()[1].decode(errors='replace')[-2000:]}")
+    finally:
+        current.finished.set()
+    process.send_signal(signal.SIGKILL)
+    stderr = process.communicate()[1].decode(errors="replace")
+    server.current = None
+    response = json.loads(current.body or b"null")
+    if current.path.endswith("/response") and response == EXPECTED[engine]:
+        return elapsed, memory
+    if current.path.endswith("/response") and isinstance(response, dict) and response.get("status") == "Error":
+        # The function's error shape: a login that raced a token switch (see the module doc).
+        print(f"{label}: error response (retried): {response.get('message')!r} {stderr[-300:]!r}",
+              file=sys.stderr)
+        return None
+    sys.exit(f"{label}: unexpected {current.path} {response!r}\n{stderr[-2000:]}")
+
+
+RETRIES = 5
+
+
+def measure(server, driver, function, env, retried):
+    """One successful cold start; runs that got an error response are repeated."""
+    for _ in range(RETRIES):
+        result = run_once(server, driver, function, env)
+        if result is not None:
+            return result
+        retried[function[0]] = retried.get(function[0], 0) + 1
+    sys.exit(f"{function[0]}: {RETRIES} error responses in a row")
+
+
+def functions(args, python):
+    examples = target_dir() / "lambda" / "examples"
+    found = [
+        ("rust-postgres", "postgres", [str(examples / "lambda_postgres")]),
+        ("python-postgres", "postgres", [python, str(SEED / "bootstrap.py"), "postgres_function"]),
+        ("rust-mysql", "mysql", [str(examples / "lambda_mysql")]),
+        ("python-mysql", "mysql", [python, str(SEED / "bootstrap.py"), "mysql_function"]),
+    ]
+    for extra in args.extra:
+        engine, label, path = extra.split(":", 2)
+        found.append((f"rust-{engine}-{label}", engine, [path]))
+    if args.only:
+        found = [f for f in found if f[0] in args.only.split(",")]
+    for label, _, argv in found:
+        if label.startswith("rust") and not Path(argv[0]).exists():
+            sys.exit(f"{argv[0]} missing: cargo build --profile lambda --features postgres,mysql "
+                     "--example lambda_postgres --example lambda_mysql")
+    return found
+
+
+def environment(args, api_port, engine):
+    host, port = getattr(args, engine).rsplit(":", 1)
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "LANG": "C.UTF-8",
+        # What Lambda sets for every function.
+        "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{api_port}",
+        "AWS_LAMBDA_FUNCTION_NAME": "cold-start",
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128",
+        "AWS_LAMBDA_LOG_GROUP_NAME": "/aws/lambda/cold-start",
+        "AWS_LAMBDA_LOG_STREAM_NAME": "cold-start",
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": os.environ["AWS_ACCESS_KEY_ID"],
+        "AWS_SECRET_ACCESS_KEY": os.environ["AWS_SECRET_ACCESS_KEY"],
+        # Nothing may leave the machine or read the host's AWS files.
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_CONFIG_FILE": "/nonexistent",
+        "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
+        # The post's variables, plus the test servers' port, region and CA.
+        "DBEndPoint": host,
+        "DatabaseName": DATABASE,
+        "DBUserName": USER,
+        "DBPort": port,
+        "DBRegion": "us-east-1",
+        "DBCaFile": args.ca,
+    }
+    return env
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--postgres", required=True, help="HOST:PORT of the test PostgreSQL")
+    parser.add_argument("--mysql", required=True, help="HOST:PORT of the test MariaDB")
+    parser.add_argument("--ca", required=True, help="the test servers' CA certificate (PEM)")
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--extra", action="append", default=[], help="ENGINE:LABEL:PATH")
+    parser.add_argument("--only", help="comma-separated labels")
+    args = parser.parse_args()
+
+    server = Server(("127.0.0.1", 0), RuntimeApi)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    api_port = server.server_address[1]
+    driver = Driver()
+    measured = functions(args, seed_python())
+    envs = {engine: environment(args, api_port, engine) for engine in ("postgres", "mysql")}
+
+    retried = {}
+    for function in measured:  # warm the page cache (and the venv's .pyc files)
+        measure(server, driver, function, envs[function[1]], {})
+    results = {label: [] for label, _, _ in measured}
+    for _ in range(args.runs):
+        for function in measured:
+            results[function[0]].append(measure(server, driver, function, envs[function[1]], retried))
+
+    print(f"runs: {args.runs} each, alternating; spawn -> first /response, peak RSS (VmHWM); "
+          "RssAnon/RssFile/threads once idle again")
+    medians = {}
+    for label, runs in results.items():
+        times = sorted(t for t, _ in runs)
+
+        def median(name):
+            return statistics.median(m.get(name, 0) for _, m in runs)
+
+        t, m = statistics.median(times), median("VmHWM") / 1024
+        medians[label] = (t, m)
+        print(f"{label:28} median {t * 1000:7.1f} ms (min {times[0] * 1000:6.1f}, max {times[-1] * 1000:6.1f}), "
+              f"peak RSS median {m:5.2f} MiB (anon {median('RssAnon') / 1024:.2f}, "
+              f"file {median('RssFile') / 1024:.2f}, {median('Threads'):.0f} threads)")
+    if retried:
+        print(f"runs repeated after an error response (a token switch raced the login): {retried}")
+    for engine in ("postgres", "mysql"):
+        rust, python = medians.get(f"rust-{engine}"), medians.get(f"python-{engine}")
+        if rust and python:
+            print(f"ratio python/rust ({engine}): time {python[0] / rust[0]:.1f}x, "
+                  f"peak memory {python[1] / rust[1]:.1f}x")
+
+
+if __name__ == "__main__":
+    main()
