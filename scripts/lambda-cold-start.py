@@ -34,13 +34,17 @@ the servers (one recipe for the servers, the harness's):
         --ignored --nocapture
     # options for this script: LAMBDA_COLD_START_ARGS="--runs 30 --extra postgres:nojitter:PATH"
 
-Options: `--runs N` (default 20); `--extra ENGINE:LABEL:PATH` (more Rust builds to measure
-in the same run, e.g. a build with `AWS_LC_SYS_NO_JITTER_ENTROPY=1`); `--only LABEL,...`.
+Options: `--runs N` (default 20); `--rust-dir DIR` (the Rust functions' directory);
+`--extra ENGINE:LABEL:PATH` (more Rust builds to measure in the same run, e.g. one built
+with `AWS_LC_SYS_NO_JITTER_ENTROPY=1`); `--only LABEL,...`; `--behaviour OTHER_CA` (instead
+of timing: each function's answers after its connection is killed, and its answer to a
+server whose certificate is not from the CA it was given; run by the test
+`lambda_functions_after_a_kill_and_with_an_untrusted_ca`).
 """
 import argparse
 import json
 import os
-import signal
+import queue
 import statistics
 import subprocess
 import sys
@@ -81,21 +85,22 @@ def seed_python() -> str:
 
 
 class Invocation:
-    """One cold start's exchange with the emulated Runtime API."""
+    """One event handed to a function, and what it answered."""
 
     def __init__(self):
         self.request_id = f"req-{time.monotonic_ns()}"
-        self.handed_out = False
         self.responded = threading.Event()
-        self.waiting_again = threading.Event()  # the second /next: the function is idle
-        self.finished = threading.Event()
         self.response_at = None
         self.path = None
         self.body = None
 
+    def response(self):
+        """The JSON answer, or None for an `/error` post."""
+        return json.loads(self.body or b"null") if self.path.endswith("/response") else None
+
 
 class RuntimeApi(BaseHTTPRequestHandler):
-    """The three Runtime API routes a function uses; serves `server.current`."""
+    """The Runtime API routes a function uses (`next`, `response`, `error`)."""
 
     protocol_version = "HTTP/1.1"
 
@@ -103,22 +108,25 @@ class RuntimeApi(BaseHTTPRequestHandler):
         pass
 
     def do_GET(self):
-        current = self.server.current
-        if self.path != API + "/next" or current is None:
+        api = self.server
+        if self.path != API + "/next":
             return self.reply(404, b"{}")
-        if current.handed_out:
-            # The function is done with its invocation and waits, as in Lambda, until
-            # the execution environment is frozen (here: killed).
-            current.waiting_again.set()
-            current.finished.wait(60)
-            return self.reply(410, b"{}")
-        current.handed_out = True
+        # The function waits here between invocations, as in Lambda (where it is frozen).
+        api.idle.set()
+        while True:
+            try:
+                invocation = api.events.get(timeout=0.2)
+                break
+            except queue.Empty:
+                if api.closed.is_set():
+                    return
+        api.idle.clear()
         deadline = int(time.time() * 1000) + 30_000
         self.reply(
             200,
             b"{}",
             {
-                "Lambda-Runtime-Aws-Request-Id": current.request_id,
+                "Lambda-Runtime-Aws-Request-Id": invocation.request_id,
                 "Lambda-Runtime-Deadline-Ms": str(deadline),
                 "Lambda-Runtime-Invoked-Function-Arn": "arn:aws:lambda:us-east-1:123456789012:function:cold-start",
                 "Lambda-Runtime-Trace-Id": "Root=1-00000000-000000000000000000000000;Sampled=0",
@@ -129,10 +137,11 @@ class RuntimeApi(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length", "0"))
         body = self.rfile.read(length)
         now = time.monotonic()
-        current = self.server.current
-        if current is not None and self.path.startswith(f"{API}/{current.request_id}/"):
-            current.response_at, current.path, current.body = now, self.path, body
-            current.responded.set()
+        parts = self.path[len(API) + 1:].split("/")
+        invocation = self.server.invocations.get(parts[0])
+        if invocation is not None and len(parts) == 2 and parts[1] in ("response", "error"):
+            invocation.response_at, invocation.path, invocation.body = now, self.path, body
+            invocation.responded.set()
         self.reply(202, b'{"status":"OK"}')
 
     def reply(self, status, body, headers=None):
@@ -145,12 +154,58 @@ class RuntimeApi(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-class Server(ThreadingHTTPServer):
+class Api(ThreadingHTTPServer):
+    """An emulated Runtime API for one function process (its own port: a killed process's
+    pending `/next` can never take another's event)."""
+
     daemon_threads = True
-    current = None
+
+    def __init__(self):
+        super().__init__(("127.0.0.1", 0), RuntimeApi)
+        self.events = queue.Queue()
+        self.invocations = {}
+        self.idle = threading.Event()
+        self.closed = threading.Event()
+        threading.Thread(target=self.serve_forever, daemon=True).start()
 
     def handle_error(self, request, client_address):
-        pass  # a killed function's half-closed /next connection: expected, not news
+        pass  # a killed function's half-closed connection: expected, not news
+
+
+class Function:
+    """One execution environment: a fresh process of `argv`, invoked as Lambda would."""
+
+    def __init__(self, argv, env):
+        self.api = Api()
+        env = dict(env, AWS_LAMBDA_RUNTIME_API=f"127.0.0.1:{self.api.server_address[1]}")
+        first = self.queue()
+        self.started = time.monotonic()
+        self.process = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.first = first
+
+    def queue(self):
+        invocation = Invocation()
+        self.api.invocations[invocation.request_id] = invocation
+        self.api.events.put(invocation)
+        return invocation
+
+    def wait(self, invocation, timeout=30):
+        if not invocation.responded.wait(timeout):
+            raise RuntimeError(f"no response within {timeout} s: {self.stop()[-2000:]}")
+        return invocation
+
+    def invoke(self):
+        return self.wait(self.queue())
+
+    def stop(self):
+        """Kills the process; returns its stderr."""
+        self.api.closed.set()
+        self.process.kill()
+        stderr = self.process.communicate()[1].decode(errors="replace")
+        self.api.shutdown()
+        self.api.server_close()
+        return stderr
 
 
 def memory_kib(pid: int) -> dict:
@@ -173,67 +228,100 @@ class Driver:
         self.out = sys.stdout
 
     def install(self, engine: str, second: int):
-        print(f"@password {engine} {second}", file=self.out, flush=True)
+        self.ask(f"@password {engine} {second}")
+
+    def kill_connections(self, engine: str):
+        """Kills the IAM user's connections on `engine`'s server."""
+        self.ask(f"@kill {engine}")
+
+    def ask(self, line):
+        print(line, file=self.out, flush=True)
         answer = sys.stdin.readline().strip()
         if answer != "ok":
-            sys.exit(f"the driver did not install the token: {answer!r}")
+            sys.exit(f"the driver did not do {line!r}: {answer!r}")
+
+    def start_of_a_second(self, engine):
+        """Waits until 20 ms into a fresh second whose token is installed."""
+        second = int(time.time()) + 1
+        if second - time.time() < 0.3:
+            second += 1
+        self.install(engine, second)
+        time.sleep(max(0.0, second + 0.02 - time.time()))
 
 
-def run_once(server, driver, function, env):
+def run_once(driver, function, env):
     label, engine, argv = function
-    # Start 20 ms into a fresh second S, with S's token installed: every function signs
-    # well within S (the slowest takes a few hundred ms to get there).
-    second = int(time.time()) + 1
-    if second - time.time() < 0.3:
-        second += 1
-    driver.install(engine, second)
-    time.sleep(max(0.0, second + 0.02 - time.time()))
-    current = Invocation()
-    server.current = current
-    started = time.monotonic()
-    process = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE)
+    # Every function signs well within that second (the slowest takes a few hundred ms).
+    driver.start_of_a_second(engine)
+    running = Function(argv, env)
     try:
-        if not current.responded.wait(30):
-            raise RuntimeError("no response within 30 s")
-        elapsed = current.response_at - started
+        first = running.wait(running.first)
+        elapsed = first.response_at - running.started
         # Peak RSS once the function is idle again (waiting for its next invocation).
-        current.waiting_again.wait(5)
-        memory = memory_kib(process.pid)
+        running.api.idle.wait(5)
+        memory = memory_kib(running.process.pid)
     except Exception as e:
-        process.kill()
-        sys.exit(f"{label}: {e}: {process.communicate()[1].decode(errors='replace')[-2000:]}")
-    finally:
-        current.finished.set()
-    process.send_signal(signal.SIGKILL)
-    stderr = process.communicate()[1].decode(errors="replace")
-    server.current = None
-    response = json.loads(current.body or b"null")
-    if current.path.endswith("/response") and response == EXPECTED[engine]:
+        sys.exit(f"{label}: {e}")
+    stderr = running.stop()
+    response = first.response()
+    if response == EXPECTED[engine]:
         return elapsed, memory
-    if current.path.endswith("/response") and isinstance(response, dict) and response.get("status") == "Error":
+    if isinstance(response, dict) and response.get("status") == "Error":
         # The function's error shape: a login that raced a token switch (see the module doc).
         print(f"{label}: error response (retried): {response.get('message')!r} {stderr[-300:]!r}",
               file=sys.stderr)
         return None
-    sys.exit(f"{label}: unexpected {current.path} {response!r}\n{stderr[-2000:]}")
+    sys.exit(f"{label}: unexpected {first.path} {first.body!r}\n{stderr[-2000:]}")
 
 
 RETRIES = 5
 
 
-def measure(server, driver, function, env, retried):
+def measure(driver, function, env, retried):
     """One successful cold start; runs that got an error response are repeated."""
     for _ in range(RETRIES):
-        result = run_once(server, driver, function, env)
+        result = run_once(driver, function, env)
         if result is not None:
             return result
         retried[function[0]] = retried.get(function[0], 0) + 1
     sys.exit(f"{function[0]}: {RETRIES} error responses in a row")
 
 
+def behaviour(driver, measured, envs, other_ca):
+    """What each function does after its connection is killed, and with an untrusted CA."""
+    print("behaviour: S = success, E = the error shape; each invocation in a second of its own")
+    for label, engine, argv in measured:
+        driver.start_of_a_second(engine)
+        running = Function(argv, envs[engine])
+        try:
+            answers, times = [], []
+            for i in range(5):
+                if i == 1:
+                    driver.kill_connections(engine)
+                if i > 0:
+                    driver.start_of_a_second(engine)
+                invocation = running.first if i == 0 else running.queue()
+                asked = running.started if i == 0 else time.monotonic()
+                response = running.wait(invocation).response()
+                answers.append("S" if response == EXPECTED[engine] else "E")
+                times.append(f"{(invocation.response_at - asked) * 1000:.1f}")
+        finally:
+            running.stop()
+        print(f"{label:28} a killed connection: {answers[0]} | kill | {' '.join(answers[1:])}"
+              f"  (ms: {times[0]} | {' '.join(times[1:])})")
+        driver.start_of_a_second(engine)
+        running = Function(argv, dict(envs[engine], DBCaFile=other_ca))
+        try:
+            response = running.wait(running.first).response()
+        finally:
+            running.stop()
+        verdict = ("logged in: the certificate was NOT verified, the token was sent"
+                   if response == EXPECTED[engine] else f"refused: {response}")
+        print(f"{label:28} a server certificate from an untrusted CA: {verdict}")
+
+
 def functions(args, python):
-    examples = target_dir() / "lambda" / "examples"
+    examples = Path(args.rust_dir) if args.rust_dir else target_dir() / "lambda" / "examples"
     found = [
         ("rust-postgres", "postgres", [str(examples / "lambda_postgres")]),
         ("python-postgres", "postgres", [python, str(SEED / "bootstrap.py"), "postgres_function"]),
@@ -252,13 +340,12 @@ def functions(args, python):
     return found
 
 
-def environment(args, api_port, engine):
+def environment(args, engine):
     host, port = getattr(args, engine).rsplit(":", 1)
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "LANG": "C.UTF-8",
         # What Lambda sets for every function.
-        "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{api_port}",
         "AWS_LAMBDA_FUNCTION_NAME": "cold-start",
         "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128",
@@ -291,22 +378,26 @@ def main():
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--extra", action="append", default=[], help="ENGINE:LABEL:PATH")
     parser.add_argument("--only", help="comma-separated labels")
+    parser.add_argument("--rust-dir", help="where lambda_postgres and lambda_mysql are "
+                                           "(default: target/lambda/examples)")
+    parser.add_argument("--behaviour", metavar="OTHER_CA",
+                        help="instead of timing: reconnection after a kill, and the answer to a "
+                             "server whose CA is not OTHER_CA (a PEM file)")
     args = parser.parse_args()
 
-    server = Server(("127.0.0.1", 0), RuntimeApi)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    api_port = server.server_address[1]
     driver = Driver()
     measured = functions(args, seed_python())
-    envs = {engine: environment(args, api_port, engine) for engine in ("postgres", "mysql")}
+    envs = {engine: environment(args, engine) for engine in ("postgres", "mysql")}
 
+    if args.behaviour:
+        return behaviour(driver, measured, envs, args.behaviour)
     retried = {}
     for function in measured:  # warm the page cache (and the venv's .pyc files)
-        measure(server, driver, function, envs[function[1]], {})
+        measure(driver, function, envs[function[1]], {})
     results = {label: [] for label, _, _ in measured}
     for _ in range(args.runs):
         for function in measured:
-            results[function[0]].append(measure(server, driver, function, envs[function[1]], retried))
+            results[function[0]].append(measure(driver, function, envs[function[1]], retried))
 
     print(f"runs: {args.runs} each, alternating; spawn -> first /response, peak RSS (VmHWM); "
           "RssAnon/RssFile/threads once idle again")
