@@ -111,6 +111,8 @@ class RuntimeApi(BaseHTTPRequestHandler):
         api = self.server
         if self.path != API + "/next":
             return self.reply(404, b"{}")
+        if api.first_next_at is None:
+            api.first_next_at = time.monotonic()  # the end of the function's init
         # The function waits here between invocations, as in Lambda (where it is frozen).
         api.idle.set()
         while True:
@@ -166,6 +168,7 @@ class Api(ThreadingHTTPServer):
         self.invocations = {}
         self.idle = threading.Event()
         self.closed = threading.Event()
+        self.first_next_at = None
         threading.Thread(target=self.serve_forever, daemon=True).start()
 
     def handle_error(self, request, client_address):
@@ -221,6 +224,19 @@ def memory_kib(pid: int) -> dict:
     return found
 
 
+def rss_by_mapping(pid: int) -> dict:
+    """Resident KiB per mapped file ("[anon]" for the rest), once the function is idle."""
+    rss, name = {}, "[anon]"
+    with open(f"/proc/{pid}/smaps") as smaps:
+        for line in smaps:
+            fields = line.split()
+            if "-" in fields[0] and len(fields) >= 5 and ":" in fields[3]:
+                name = Path(fields[5]).name if len(fields) >= 6 and fields[5].startswith("/") else "[anon]"
+            elif fields[0] == "Rss:":
+                rss[name] = rss.get(name, 0) + int(fields[1])
+    return rss
+
+
 class Driver:
     """Installs the token a function will sign at a given second (see the module doc)."""
 
@@ -260,6 +276,9 @@ def run_once(driver, function, env):
         # Peak RSS once the function is idle again (waiting for its next invocation).
         running.api.idle.wait(5)
         memory = memory_kib(running.process.pid)
+        memory["init"] = running.api.first_next_at - running.started
+        if SMAPS:
+            memory["smaps"] = rss_by_mapping(running.process.pid)
     except Exception as e:
         sys.exit(f"{label}: {e}")
     stderr = running.stop()
@@ -275,6 +294,7 @@ def run_once(driver, function, env):
 
 
 RETRIES = 5
+SMAPS = False  # --smaps
 
 
 def measure(driver, function, env, retried):
@@ -380,10 +400,14 @@ def main():
     parser.add_argument("--only", help="comma-separated labels")
     parser.add_argument("--rust-dir", help="where lambda_postgres and lambda_mysql are "
                                            "(default: target/lambda/examples)")
+    parser.add_argument("--smaps", action="store_true",
+                        help="also print each function's resident memory per mapped file (last run)")
     parser.add_argument("--behaviour", metavar="OTHER_CA",
                         help="instead of timing: reconnection after a kill, and the answer to a "
                              "server whose CA is not OTHER_CA (a PEM file)")
     args = parser.parse_args()
+    global SMAPS
+    SMAPS = args.smaps
 
     driver = Driver()
     measured = functions(args, seed_python())
@@ -399,8 +423,8 @@ def main():
         for function in measured:
             results[function[0]].append(measure(driver, function, envs[function[1]], retried))
 
-    print(f"runs: {args.runs} each, alternating; spawn -> first /response, peak RSS (VmHWM); "
-          "RssAnon/RssFile/threads once idle again")
+    print(f"runs: {args.runs} each, alternating; spawn -> first /response (init: spawn -> first "
+          "/next), peak RSS (VmHWM); RssAnon/RssFile/threads once idle again")
     medians = {}
     for label, runs in results.items():
         times = sorted(t for t, _ in runs)
@@ -410,9 +434,15 @@ def main():
 
         t, m = statistics.median(times), median("VmHWM") / 1024
         medians[label] = (t, m)
-        print(f"{label:28} median {t * 1000:7.1f} ms (min {times[0] * 1000:6.1f}, max {times[-1] * 1000:6.1f}), "
+        print(f"{label:28} median {t * 1000:7.1f} ms (min {times[0] * 1000:6.1f}, max {times[-1] * 1000:6.1f}; "
+              f"init {median('init') * 1000:.1f}), "
               f"peak RSS median {m:5.2f} MiB (anon {median('RssAnon') / 1024:.2f}, "
               f"file {median('RssFile') / 1024:.2f}, {median('Threads'):.0f} threads)")
+    if args.smaps:
+        for label, runs in results.items():
+            mapped = sorted(runs[-1][1]["smaps"].items(), key=lambda kv: -kv[1])
+            print(f"{label:28} resident KiB by mapping: "
+                  + ", ".join(f"{name} {kib}" for name, kib in mapped if kib >= 64))
     if retried:
         print(f"runs repeated after an error response (a token switch raced the login): {retried}")
     for engine in ("postgres", "mysql"):
