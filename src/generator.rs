@@ -72,7 +72,7 @@ impl TokenGenerator {
     /// execution role's, and the first provider of the standard chain. Needs no
     /// `aws-config`: a Lambda function built without that feature
     /// (`--no-default-features`) is smaller and starts faster (see the README's "Lambda cold
-    /// start"). Anywhere else (profiles, SSO, ECS, EC2), use [`from_env`](Self::from_env).
+    /// start"). Anywhere else (profiles, SSO, ECS, EC2), use `from_env` (feature `aws-config`).
     ///
     /// The variables are read at each credentials resolution (the generator remembers the
     /// credentials, see above); when they are unset, signing fails with

@@ -573,3 +573,27 @@ fn cold_start_figures() {
         "warm, per call: PEM decode {w_pem:?}, DER->anchors {w_der:?}, precomputed anchors {w_anchors:?}, ClientConfig {w_config:?}"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// The warm-up
+
+#[test]
+fn warm_up_tls_is_idempotent_and_randomness_works_while_it_runs() {
+    warm_up_tls();
+    warm_up_tls();
+    // Asked at once, from another thread than the warm-up's: waits for the one seeding (a
+    // second one, or a deadlock, would show as a hang or an error here).
+    let draws: Vec<[u8; 32]> = (0..2)
+        .map(|_| {
+            let mut bytes = [0u8; 32];
+            PROVIDER
+                .secure_random
+                .fill(&mut bytes)
+                .expect("random bytes");
+            bytes
+        })
+        .collect();
+    assert_ne!(draws[0], [0u8; 32]);
+    assert_ne!(draws[0], draws[1]);
+    assert_eq!(TrustStore::aws_default().len(), AWS_DEFAULT.len());
+}
