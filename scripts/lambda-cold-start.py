@@ -3,20 +3,22 @@
 
 Side by side in one run, against the same throwaway PostgreSQL and MariaDB servers (TLS,
 IAM-style cleartext login, see tests/support/): the Rust examples `lambda_postgres` and
-`lambda_mysql` built with `--profile lambda`, and the blog post's two Python functions as
+`lambda_mysql` built with `--profile lambda --no-default-features` (the build to deploy), and the blog post's two Python functions as
 rewritten in `scripts/lambda-seed/` (boto3 + pg8000, boto3 + mysql-connector-python, from
 a virtualenv under the target directory filled from `requirements.txt`).
 
 Each run is one cold start, as Lambda does it: the script serves an emulated Lambda
 Runtime API (`/2018-06-01/runtime/invocation/next`, `/{id}/response`, `/{id}/error`) on a
-loopback port, spawns the function with `AWS_LAMBDA_RUNTIME_API` pointing at it and the
+loopback port of its own for each function process, spawns the function with `AWS_LAMBDA_RUNTIME_API` pointing at it and the
 post's environment (`DBEndPoint`, `DatabaseName`, `DBUserName`, plus `DBPort`, `DBRegion`,
 `DBCaFile` for the test servers), hands it one event, and measures:
-- time: from just before the spawn to the arrival of the `/response` POST;
+- time: from just before the spawn to the arrival of the `/response` POST (and, as "init",
+  to the first `/next`);
 - memory: the process's peak RSS (`VmHWM` of /proc/<pid>/status), read once it is back
   waiting for the next invocation (its own address space only: `ru_maxrss` of a child
   spawned by this Python would include this process's RSS at the vfork).
-A run whose response is not the function's success shape fails the whole measurement.
+A run that answers anything but the function's success or error shape fails the whole
+measurement (error shapes: see below).
 Functions alternate run by run, so they share the machine's noise; the figures are
 medians, and the ratios are taken between medians of the same run.
 
@@ -28,7 +30,7 @@ sign later than S. A login that races such a switch gets the function's error re
 that run is repeated (counted in the report). The driver is the ignored test that starts
 the servers (one recipe for the servers, the harness's):
 
-    cargo build --profile lambda --features postgres,mysql \
+    cargo build --profile lambda --no-default-features --features postgres,mysql \
         --example lambda_postgres --example lambda_mysql
     cargo test --features postgres,mysql,aws-config --test lambda_cold_start -- \
         --ignored --nocapture
@@ -39,7 +41,8 @@ Options: `--runs N` (default 20); `--rust-dir DIR` (the Rust functions' director
 with `AWS_LC_SYS_NO_JITTER_ENTROPY=1`); `--only LABEL,...`; `--behaviour OTHER_CA` (instead
 of timing: each function's answers after its connection is killed, and its answer to a
 server whose certificate is not from the CA it was given; run by the test
-`lambda_functions_after_a_kill_and_with_an_untrusted_ca`).
+`lambda_functions_after_a_kill_and_with_an_untrusted_ca`); `--smaps` (also each function's
+resident memory per mapped file, from its last run).
 """
 import argparse
 import json

@@ -8,7 +8,7 @@
 //! and takes a few minutes. Run it by hand:
 //!
 //! ```sh
-//! cargo build --profile lambda --features postgres,mysql \
+//! cargo build --profile lambda --no-default-features --features postgres,mysql \
 //!     --example lambda_postgres --example lambda_mysql
 //! cargo test --features postgres,mysql,aws-config --test lambda_cold_start -- \
 //!     --ignored --nocapture
