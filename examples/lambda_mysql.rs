@@ -8,7 +8,8 @@
 //! - `DBUserName`: the database user, `IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS'`;
 //! - optional `DBPort` (overrides the port), `DBRegion` (when the hostname carries none, e.g. a
 //!   CNAME) and `DBCaFile` (an extra CA certificate, PEM, trusted besides the built-in RDS ones);
-//! - credentials: the function's execution role, through the standard AWS chain.
+//! - credentials: the function's execution role, from the environment (built without
+//!   `aws-config`, as below) or through the standard AWS chain (with it).
 //!
 //! Responses: `{"status": "Success", "results": {"database_name": "<db>"}}`, or
 //! `{"status": "Error", "message": "..."}` (never a token or a key).
@@ -17,8 +18,9 @@
 //! invocation; a broken one (killed connection, restarted server, `wait_timeout`) is replaced
 //! on the next invocation. A token is signed only when a connection is opened.
 //!
-//! Build and deploy: `cargo lambda build --release --arm64 --example lambda_mysql
-//! --features mysql` (see docs/aws-setup.md).
+//! Build and deploy: `cargo lambda build --profile lambda --arm64 --example lambda_mysql
+//! --no-default-features --features mysql` (see docs/aws-setup.md; the README's "Lambda
+//! cold start" has the figures).
 
 use std::sync::Arc;
 
@@ -98,9 +100,41 @@ fn connection_lost(e: &MySqlError) -> bool {
 }
 
 async fn connector_from_env() -> Result<MySqlConnector, BoxError> {
-    let cache = TokenCache::new(TokenGenerator::from_env().await?);
+    let cache = TokenCache::new(generator().await?);
     let builder = MySqlConnector::builder_from_env(cache)?;
     Ok(builder.build()?)
+}
+
+/// Credentials from the standard AWS chain when built with `aws-config` (a default
+/// feature); without it (`--no-default-features`, the build to deploy), from the environment
+/// only, where Lambda puts the execution role's: a smaller binary and a faster cold start.
+#[cfg(feature = "aws-config")]
+async fn generator() -> Result<TokenGenerator, BoxError> {
+    Ok(TokenGenerator::from_env().await?)
+}
+
+/// See the `aws-config` variant above.
+#[cfg(not(feature = "aws-config"))]
+async fn generator() -> Result<TokenGenerator, BoxError> {
+    Ok(TokenGenerator::from_env_vars())
+}
+
+/// Logs to stdout (CloudWatch) at `AWS_LAMBDA_LOG_LEVEL` (or `RUST_LOG`), `INFO` by
+/// default, without timestamps (Lambda adds them): lambda_runtime's default subscriber minus
+/// its per-target filters and JSON format, whose regex machinery a cold start pays for in
+/// binary size.
+fn init_logging() {
+    use tracing_subscriber::filter::LevelFilter;
+    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .ok()
+        .and_then(|level| level.parse::<LevelFilter>().ok())
+        .unwrap_or(LevelFilter::INFO);
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_target(false)
+        .without_time()
+        .init();
 }
 
 /// The error and its causes on one line, each said once (drivers repeat their causes in
@@ -122,9 +156,16 @@ fn explain(error: &(dyn std::error::Error + 'static)) -> String {
     message
 }
 
-#[tokio::main]
+// One thread: an execution environment serves one invocation at a time, and the
+// connection's task runs between the handler's awaits; worker threads would only add
+// start-up time and memory.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    // First: the TLS start-up work (AWS-LC's random generator seeding, tens of ms of CPU, and
+    // the CA bundle) runs on its own thread while the runtime asks for the first event, the
+    // token is signed and TCP connects. See the README's "Lambda cold start".
+    rds_iam_auth::warm_up_tls();
+    init_logging();
     let function = Arc::new(Function::from_env().await);
     lambda_runtime::run(service_fn(move |_event: LambdaEvent<Value>| {
         let function = function.clone();

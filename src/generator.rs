@@ -67,6 +67,20 @@ impl TokenGenerator {
         Self::builder(provider).build()
     }
 
+    /// A generator using the credentials of the environment variables `AWS_ACCESS_KEY_ID`,
+    /// `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN` only: where AWS Lambda puts the
+    /// execution role's, and the first provider of the standard chain. Needs no
+    /// `aws-config`: a Lambda function built without that feature
+    /// (`--no-default-features`) is smaller and starts faster (see the README's "Lambda cold
+    /// start"). Anywhere else (profiles, SSO, ECS, EC2), use `from_env` (feature `aws-config`).
+    ///
+    /// The variables are read at each credentials resolution (the generator remembers the
+    /// credentials, see above); when they are unset, signing fails with
+    /// [`Error::Credentials`](crate::Error::Credentials), naming the variable.
+    pub fn from_env_vars() -> Self {
+        Self::new(crate::env_credentials::EnvVarCredentials)
+    }
+
     /// A generator using the standard AWS credentials chain (environment, profile, SSO,
     /// web identity, ECS, IMDS), loaded once.
     #[cfg(feature = "aws-config")]

@@ -66,7 +66,9 @@
 //! - `aws-config` (default): [`TokenGenerator::from_env`] and
 //!   [`TokenGenerator::from_sdk_config`], credentials from the standard AWS chain. Without it
 //!   the crate depends only on `aws-sigv4` and `aws-credential-types`: bring any
-//!   [`ProvideCredentials`](aws_credential_types::provider::ProvideCredentials).
+//!   [`ProvideCredentials`](aws_credential_types::provider::ProvideCredentials), or take the
+//!   environment's credentials with [`TokenGenerator::from_env_vars`] (an AWS Lambda
+//!   function's: a smaller binary and a faster cold start).
 //! - `tls`: `TrustStore`, the CAs a connection trusts (the AWS CA bundle compiled in, plus
 //!   yours); chain and hostname are always verified, with aws-lc-rs.
 //! - `postgres`: `PgConnector`, a tokio-postgres `Client` logged in with a current IAM token
@@ -110,6 +112,7 @@ pub mod doctor;
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub mod dsql;
 mod endpoint;
+mod env_credentials;
 mod error;
 mod generator;
 #[cfg(feature = "mysql")]
@@ -170,7 +173,7 @@ pub use request::{
 };
 pub use signer::TokenSigner;
 #[cfg(feature = "tls")]
-pub use tls::{TrustStore, install_default_crypto_provider};
+pub use tls::{TrustStore, install_default_crypto_provider, warm_up_tls};
 pub use token::IamAuthToken;
 /// Re-exported: the client type [`PgConnector`] returns, and its error and row types.
 #[cfg(feature = "postgres")]

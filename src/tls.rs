@@ -276,6 +276,36 @@ fn build_client_config(roots: Arc<RootCertStore>) -> ClientConfig {
         .with_no_client_auth()
 }
 
+/// Starts, on a background thread, the one-time work of the first TLS handshake that does
+/// not depend on the server: seeding aws-lc-rs's random number generator and parsing the
+/// embedded CA bundle ([`TrustStore::aws_default`]). Returns at once; call it first thing in
+/// `main` of a short-lived process (an AWS Lambda function), so that this work overlaps with
+/// the rest of start-up (runtime, configuration, the token, the TCP connection) instead of
+/// delaying the first handshake.
+///
+/// Why: AWS-LC seeds its generator from two independent sources, the kernel (`getrandom`)
+/// and CPU-jitter entropy, and gathering the jitter entropy costs a one-time tens of
+/// milliseconds of CPU per process (aws-lc-rs issue #1140; see the README's "Lambda cold
+/// start"). Nothing is weakened or skipped: the seeding is the same, only earlier and
+/// elsewhere. The generator is process-wide, so every thread benefits; a handshake that
+/// starts before the warm-up is done waits for it (never seeds twice).
+///
+/// Idempotent: only the first call starts a thread. If the thread cannot be started, the
+/// work simply happens at the first handshake, as without this call.
+#[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+pub fn warm_up_tls() {
+    static STARTED: std::sync::Once = std::sync::Once::new();
+    STARTED.call_once(|| {
+        let _ = std::thread::Builder::new()
+            .name("rds-iam-auth-tls-warm-up".into())
+            .spawn(|| {
+                // The filled byte is thrown away: the point is the seeding it triggers.
+                let _ = PROVIDER.secure_random.fill(&mut [0u8; 1]);
+                LazyLock::force(&AWS_DEFAULT);
+            });
+    });
+}
+
 /// Installs aws-lc-rs as the process-wide default rustls crypto provider, unless a default is
 /// already installed.
 ///

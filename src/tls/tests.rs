@@ -598,3 +598,27 @@ fn pem_round_trips_to_the_same_certificates() {
     super::base64_into(b"foob", &mut out);
     assert_eq!(out, b"Zm9vYmFyZm9vYmE=Zm9vYg==");
 }
+
+// ---------------------------------------------------------------------------------------------
+// The warm-up
+
+#[test]
+fn warm_up_tls_is_idempotent_and_randomness_works_while_it_runs() {
+    warm_up_tls();
+    warm_up_tls();
+    // Asked at once, from another thread than the warm-up's: waits for the one seeding (a
+    // second one, or a deadlock, would show as a hang or an error here).
+    let draws: Vec<[u8; 32]> = (0..2)
+        .map(|_| {
+            let mut bytes = [0u8; 32];
+            PROVIDER
+                .secure_random
+                .fill(&mut bytes)
+                .expect("random bytes");
+            bytes
+        })
+        .collect();
+    assert_ne!(draws[0], [0u8; 32]);
+    assert_ne!(draws[0], draws[1]);
+    assert_eq!(TrustStore::aws_default().len(), AWS_DEFAULT.len());
+}
