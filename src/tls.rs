@@ -159,7 +159,9 @@ impl TrustStore {
             out.extend_from_slice(b"-----BEGIN CERTIFICATE-----\n");
             // RFC 7468: base64 lines of 64 characters (48 bytes of DER each).
             for chunk in der.chunks(48) {
-                base64_into(chunk, &mut out);
+                use base64::Engine as _;
+                let line = base64::engine::general_purpose::STANDARD.encode(chunk);
+                out.extend_from_slice(line.as_bytes());
                 out.push(b'\n');
             }
             out.extend_from_slice(b"-----END CERTIFICATE-----\n");
@@ -223,28 +225,6 @@ impl Default for TrustStore {
     /// [`TrustStore::aws_default`].
     fn default() -> Self {
         Self::aws_default()
-    }
-}
-
-/// Standard base64 (RFC 4648, with padding) of `bytes`, appended to `out`. Twenty lines
-/// rather than a dependency: PEM output is needed for sqlx only.
-#[cfg(feature = "sqlx-0_9")]
-fn base64_into(bytes: &[u8], out: &mut Vec<u8>) {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    for group in bytes.chunks(3) {
-        let b = [
-            group[0],
-            group.get(1).copied().unwrap_or(0),
-            group.get(2).copied().unwrap_or(0),
-        ];
-        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= group.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]);
-            } else {
-                out.push(b'=');
-            }
-        }
     }
 }
 

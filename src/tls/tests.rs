@@ -592,11 +592,6 @@ fn pem_round_trips_to_the_same_certificates() {
     remainders.sort();
     remainders.dedup();
     assert_eq!(remainders, [0, 1, 2], "every padding case is exercised");
-    let mut out = Vec::new();
-    super::base64_into(b"foobar", &mut out);
-    super::base64_into(b"fooba", &mut out);
-    super::base64_into(b"foob", &mut out);
-    assert_eq!(out, b"Zm9vYmFyZm9vYmE=Zm9vYg==");
 }
 
 // ---------------------------------------------------------------------------------------------
