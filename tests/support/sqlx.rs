@@ -556,27 +556,45 @@ mod my {
     }
 }
 
+/// The example binary `name` of this profile: `cargo build` puts it at `examples/{name}`;
+/// `cargo test` leaves only `examples/{name}-{hash}` (one per feature set built: the newest is
+/// this run's).
+fn example_binary(name: &str) -> Option<std::path::PathBuf> {
+    let exe = std::env::current_exe().unwrap();
+    let examples = exe.parent()?.parent()?.join("examples");
+    let plain = examples.join(name);
+    if plain.exists() {
+        return Some(plain);
+    }
+    let prefix = format!("{name}-");
+    std::fs::read_dir(&examples)
+        .ok()?
+        .filter_map(|entry| entry.ok())
+        .filter(|entry| {
+            let file = entry.file_name();
+            let file = file.to_string_lossy();
+            file.strip_prefix(&prefix)
+                .is_some_and(|hash| hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()))
+        })
+        .filter_map(|entry| Some((entry.metadata().ok()?.modified().ok()?, entry.path())))
+        .max()
+        .map(|(_, path)| path)
+}
+
 /// Runs the example binary `name` (built by `cargo test` with the examples) with an empty
 /// environment (no `DBEndPoint`, no credentials): it must print nothing on stdout, name the
 /// missing `variable` on stderr and exit non-zero. A binary that was not built is a loud
 /// skip, a failure under `CI=true`.
 pub fn assert_example_fails_without_environment(name: &str, variable: &str) {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .map(|profile| profile.join("examples").join(name))
-        .unwrap();
-    if !bin.exists() {
+    let Some(bin) = example_binary(name) else {
         let msg = format!(
-            "SKIPPED: {} not built (`cargo test` builds it unless targets are filtered: \
-             `cargo build --example {name} --all-features`)",
-            bin.display()
+            "SKIPPED: the {name} example is not built (`cargo test` builds it unless targets \
+             are filtered: `cargo build --example {name} --all-features`)"
         );
         assert!(std::env::var("CI").as_deref() != Ok("true"), "{msg}");
         eprintln!("{msg}");
         return;
-    }
+    };
     let out = std::process::Command::new(&bin)
         .env_clear()
         .output()
