@@ -601,20 +601,39 @@ impl<D: Driver> ConnectorBuilder<D> {
 
     /// The request for the endpoint's kind (or the explicit [`dsql`](Self::dsql) choice).
     fn token_request(&self) -> Result<TokenRequest> {
-        let user = self.user.clone();
-        let mut request = match self.dsql {
-            None => TokenRequest::for_endpoint(&self.endpoint, user),
-            Some(true) => TokenRequest::dsql(&self.endpoint, user),
-            Some(false) => TokenRequest::rds(&self.endpoint, user),
-        };
-        if let Some(region) = &self.region {
-            request = request.region(region.clone());
-        }
-        if let Some(lifetime) = self.token_lifetime {
-            request = request.expires_in(lifetime);
-        }
-        request.build()
+        login_token_request(
+            &self.endpoint,
+            &self.user,
+            self.dsql,
+            self.region.as_deref(),
+            self.token_lifetime,
+        )
     }
+}
+
+/// The token request of a login to `endpoint` as `user`, as every builder of connections
+/// (connectors, sqlx pools) makes it: DSQL or RDS by the endpoint's kind unless `dsql` says,
+/// the region given or inferred, the lifetime given or the default.
+pub(crate) fn login_token_request(
+    endpoint: &Endpoint,
+    user: &str,
+    dsql: Option<bool>,
+    region: Option<&str>,
+    lifetime: Option<Duration>,
+) -> Result<TokenRequest> {
+    let user = user.to_owned();
+    let mut request = match dsql {
+        None => TokenRequest::for_endpoint(endpoint, user),
+        Some(true) => TokenRequest::dsql(endpoint, user),
+        Some(false) => TokenRequest::rds(endpoint, user),
+    };
+    if let Some(region) = region {
+        request = request.region(region);
+    }
+    if let Some(lifetime) = lifetime {
+        request = request.expires_in(lifetime);
+    }
+    request.build()
 }
 
 /// The IP addresses to dial when the endpoint is tunnelled (`None`: dial the signing host).

@@ -489,19 +489,13 @@ impl<DB: IamDatabase> IamPoolBuilder<DB> {
 
     /// The request for the endpoint's kind (or the explicit [`dsql`](Self::dsql) choice).
     fn token_request(&self) -> Result<TokenRequest> {
-        let user = self.user.clone();
-        let mut request = match self.dsql {
-            None => TokenRequest::for_endpoint(&self.endpoint, user),
-            Some(true) => TokenRequest::dsql(&self.endpoint, user),
-            Some(false) => TokenRequest::rds(&self.endpoint, user),
-        };
-        if let Some(region) = &self.region {
-            request = request.region(region.clone());
-        }
-        if let Some(lifetime) = self.token_lifetime {
-            request = request.expires_in(lifetime);
-        }
-        request.build()
+        crate::connector::login_token_request(
+            &self.endpoint,
+            &self.user,
+            self.dsql,
+            self.region.as_deref(),
+            self.token_lifetime,
+        )
     }
 }
 
