@@ -194,10 +194,3 @@ async fn the_example_prints_the_database() {
     let _ = std::fs::remove_file(&ca_file);
     assert_eq!(output, r#"{"database":"appdb"}"#);
 }
-
-/// The example binary, without its environment: an error on stderr, nothing on stdout, a
-/// non-zero exit.
-#[test]
-fn the_example_binary_fails_loudly_without_its_environment() {
-    support::sqlx::assert_example_fails_without_environment("sqlx_postgres", "DBEndPoint");
-}
