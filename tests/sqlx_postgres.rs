@@ -8,8 +8,6 @@ mod support;
 #[path = "../examples/sqlx_postgres.rs"]
 mod example;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rds_iam_auth::sqlx_0_9::{IamPgPool, sqlx};
@@ -83,34 +81,12 @@ async fn dsql_tokens_database_and_max_lifetime() {
     // DSQL speaks PostgreSQL only: the MySQL pool refuses it (see tests/sqlx_mysql.rs).
 }
 
-/// Everything the subscriber writes, shared with the test.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// A TRACE capture of a login, queries, a rotation and a twice-rejected token (ours and
 /// sqlx's events): no token, signature or secret key.
 #[tokio::test]
 async fn trace_output_never_shows_the_token() {
     let _turn = TURN.lock().await;
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    // Thread-local: the current-thread runtime runs the pool's tasks on this thread.
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = support::trace::capture();
 
     let pg = postgres();
     let clock = TestClock::new();
@@ -134,7 +110,7 @@ async fn trace_output_never_shows_the_token() {
     drop(conn);
     pool.close().await;
 
-    let out = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let out = captured.text();
     for expected in [
         "installed a new IAM token in the sqlx pool",
         "rejected the IAM token",

@@ -4,36 +4,11 @@
 
 mod support;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use support::iam;
-
-/// Everything the subscriber writes, shared with the test.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 #[tokio::test]
 async fn trace_output_names_the_database_and_never_the_token() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    // Thread-local: the current-thread runtime runs the connection's tasks on this thread.
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = support::trace::capture();
 
     let (token, error) = iam::login_then_rejection().await;
     assert!(
@@ -41,7 +16,7 @@ async fn trace_output_names_the_database_and_never_the_token() {
         "{error}"
     );
 
-    let out = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let out = captured.text();
     for expected in [
         "rds_iam_auth.connect{",
         "db.system.name=\"postgresql\"",

@@ -52,6 +52,7 @@ pub mod security;
     all(feature = "sqlx-0_9-mysql", feature = "mysql")
 ))]
 pub mod sqlx;
+pub mod trace;
 pub mod vectors;
 
 pub use certs::{CertFiles, RDS_HOSTNAME, certs};
