@@ -124,6 +124,24 @@ pub async fn a_token_that_keeps_failing_gives_the_diagnostic_error<D: TestEngine
 
     let err = connector.connect().await.expect_err("rejected twice");
     assert_eq!(proxy.connections(), 2, "one retry, no more");
+    assert_rejection_diagnostic::<D>(
+        &err,
+        &token,
+        (RDS_HOSTNAME, D::SIGNING_PORT),
+        D::assert_invalid_password,
+    );
+}
+
+/// The twice-rejected login's error, whatever made the login (a connector, a sqlx pool):
+/// it names the engine, the signing endpoint, the user and region, keeps the driver's error
+/// as its source (`source_is_rejection` checks it), lists this engine's causes and not
+/// another engine's, and shows no token in any rendering.
+pub fn assert_rejection_diagnostic<D: TestEngine>(
+    err: &Error,
+    token: &rds_iam_auth::IamAuthToken,
+    (signing_host, signing_port): (&str, u16),
+    source_is_rejection: impl FnOnce(&(dyn std::error::Error + 'static)),
+) {
     let Error::AuthenticationRejected {
         engine,
         host,
@@ -132,16 +150,16 @@ pub async fn a_token_that_keeps_failing_gives_the_diagnostic_error<D: TestEngine
         region,
         source,
         ..
-    } = &err
+    } = err
     else {
         panic!("{err:?}")
     };
     assert_eq!(*engine, D::ENGINE_IN_ERRORS);
     assert_eq!(
         (host.as_str(), *port, user.as_str(), region.as_str()),
-        (RDS_HOSTNAME, D::SIGNING_PORT, "iam_user", "us-east-1")
+        (signing_host, signing_port, "iam_user", "us-east-1")
     );
-    D::assert_invalid_password(source.as_ref());
+    source_is_rejection(source.as_ref());
     let msg = err.to_string();
     for cause in D::HINTS {
         assert!(msg.contains(cause), "{cause:?} missing from: {msg}");
@@ -152,7 +170,7 @@ pub async fn a_token_that_keeps_failing_gives_the_diagnostic_error<D: TestEngine
             "another engine's hint {other:?}: {msg}"
         );
     }
-    let shown = format!("{err} {err:?} {:?}", err.source());
+    let shown = format!("{err} {err:?} {:?} {}", err.source(), err.report());
     assert!(!shown.contains(token.expose()));
     assert!(!shown.contains("X-Amz-Signature"));
 }
