@@ -6,7 +6,6 @@
 //! the harness's certificates) on the server's own port and sign for that, region given.
 //! Scenarios that change the IAM user's password take turns (the file's `TURN`).
 
-use std::error::Error as _;
 use std::time::Duration;
 
 use rds_iam_auth::sqlx_0_9::sqlx::pool::PoolConnection;
