@@ -151,8 +151,8 @@ pub(crate) fn cache_event(_event: CacheEvent) {
     }
 }
 
-/// The cache gained (`_delta` > 0) or lost keys; losses other than a whole cache's drop are
-/// evictions.
+/// The cache gained (`_delta` > 0) or lost keys, `_evicted` of them by eviction (the rest:
+/// a whole cache dropped).
 #[inline(always)]
 pub(crate) fn cache_size_changed(_delta: i64, _evicted: u64) {
     #[cfg(feature = "metrics")]

@@ -106,6 +106,13 @@ fn the_token_cache_is_counted() {
             assert_eq!(m.get("rds_iam_auth.cache.refreshes"), 2.0);
             assert_eq!(m.get("rds_iam_auth.cache.refresh_failures"), 0.0);
             assert_eq!(cache.stats().evictions, 1);
+
+            // A dropped cache takes its keys off the process-wide gauge.
+            drop(cache);
+            assert_eq!(
+                totals.update(&snapshotter).get("rds_iam_auth.cache.size"),
+                0.0
+            );
         })
     });
 }

@@ -99,6 +99,16 @@ struct Inner {
     counters: Counters,
 }
 
+impl Drop for Inner {
+    /// The size gauge sums every cache of the process: a dropped cache takes its keys off.
+    fn drop(&mut self) {
+        let held = self.slots.len() as i64;
+        if held > 0 {
+            observe::cache_size_changed(-held, 0);
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct CacheConfig {
     refresh_margin: Duration,
