@@ -617,3 +617,24 @@ fn warm_up_tls_is_idempotent_and_randomness_works_while_it_runs() {
     assert_ne!(draws[0], draws[1]);
     assert_eq!(TrustStore::aws_default().len(), AWS_DEFAULT.len());
 }
+
+// ---------------------------------------------------------------------------------------------
+// Key exchange
+
+/// Traffic recorded today must not be decryptable by a future quantum computer where the server
+/// can help it: the hybrid group leads the ClientHello in every feature set (the `lambda`
+/// builds have no aws-config, which used to be what turned the preference on).
+#[test]
+fn the_post_quantum_hybrid_is_offered_first() {
+    use rustls::NamedGroup;
+    let groups: Vec<_> = PROVIDER.kx_groups.iter().map(|g| g.name()).collect();
+    assert_eq!(
+        groups,
+        [
+            NamedGroup::X25519MLKEM768,
+            NamedGroup::X25519,
+            NamedGroup::secp256r1,
+            NamedGroup::secp384r1
+        ]
+    );
+}
