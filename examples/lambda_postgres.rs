@@ -17,9 +17,9 @@
 //! invocation; a broken one (killed backend, restarted server, idle timeout) is replaced on
 //! the next invocation. A token is signed only when a connection is opened.
 //!
-//! Build and deploy: `cargo lambda build --profile lambda --arm64 --example lambda_postgres
-//! --no-default-features --features postgres` (see docs/aws-setup.md; the README's "Lambda
-//! cold start" has the figures).
+//! Build and deploy: `cargo lambda build --profile lambda --target aarch64-unknown-linux-musl
+//! --example lambda_postgres --no-default-features --features postgres` (see docs/aws-setup.md; the
+//! README's "Lambda cold start" has the figures and the entropy build flag's trade-off).
 
 use std::sync::Arc;
 

@@ -3,7 +3,8 @@
 
 Side by side in one run, against the same throwaway PostgreSQL and MariaDB servers (TLS,
 IAM-style cleartext login, see tests/support/): the Rust examples `lambda_postgres` and
-`lambda_mysql` built with `--profile lambda --no-default-features` (the build to deploy), and the blog post's two Python functions as
+`lambda_mysql` as built to deploy (`--profile lambda --no-default-features`, for the machine's
+`<arch>-unknown-linux-musl` target: one static binary, no shared C library), and the blog post's two Python functions as
 rewritten in `scripts/lambda-seed/` (boto3 + pg8000, boto3 + mysql-connector-python, from
 a virtualenv under the target directory filled from `requirements.txt`).
 
@@ -30,13 +31,16 @@ sign later than S. A login that races such a switch gets the function's error re
 that run is repeated (counted in the report). The driver is the ignored test that starts
 the servers (one recipe for the servers, the harness's):
 
-    cargo build --profile lambda --no-default-features --features postgres,mysql \
+    rustup target add x86_64-unknown-linux-musl   # once; and musl-gcc (Debian: musl-tools)
+    cargo build --profile lambda --target x86_64-unknown-linux-musl \
+        --no-default-features --features postgres,mysql \
         --example lambda_postgres --example lambda_mysql
     cargo test --features postgres,mysql,aws-config --test lambda_cold_start -- \
         --ignored --nocapture
     # options for this script: LAMBDA_COLD_START_ARGS="--runs 30 --extra postgres:nojitter:PATH"
 
-Options: `--runs N` (default 20); `--rust-dir DIR` (the Rust functions' directory);
+Options: `--runs N` (default 20); `--rust-dir DIR` (the Rust functions' directory, by default
+`target/<arch>-unknown-linux-musl/lambda/examples`; `target/lambda/examples` for a glibc build);
 `--extra ENGINE:LABEL:PATH` (more Rust builds to measure in the same run, e.g. one built
 with `AWS_LC_SYS_NO_JITTER_ENTROPY=1`); `--only LABEL,...`; `--behaviour OTHER_CA` (instead
 of timing: each function's answers after its connection is killed, and its answer to a
@@ -47,6 +51,7 @@ resident memory per mapped file, from its last run).
 import argparse
 import json
 import os
+import platform
 import queue
 import statistics
 import subprocess
@@ -70,6 +75,11 @@ EXPECTED = {
 
 def target_dir() -> Path:
     return Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+
+
+def musl_examples() -> Path:
+    """Where `cargo build --profile lambda --target <arch>-unknown-linux-musl` puts the examples."""
+    return target_dir() / f"{platform.machine()}-unknown-linux-musl" / "lambda" / "examples"
 
 
 def seed_python() -> str:
@@ -344,7 +354,7 @@ def behaviour(driver, measured, envs, other_ca):
 
 
 def functions(args, python):
-    examples = Path(args.rust_dir) if args.rust_dir else target_dir() / "lambda" / "examples"
+    examples = Path(args.rust_dir) if args.rust_dir else musl_examples()
     found = [
         ("rust-postgres", "postgres", [str(examples / "lambda_postgres")]),
         ("python-postgres", "postgres", [python, str(SEED / "bootstrap.py"), "postgres_function"]),
@@ -358,8 +368,10 @@ def functions(args, python):
         found = [f for f in found if f[0] in args.only.split(",")]
     for label, _, argv in found:
         if label.startswith("rust") and not Path(argv[0]).exists():
-            sys.exit(f"{argv[0]} missing: cargo build --profile lambda --features postgres,mysql "
-                     "--example lambda_postgres --example lambda_mysql")
+            sys.exit(f"{argv[0]} missing: cargo build --profile lambda --target "
+                     f"{platform.machine()}-unknown-linux-musl --no-default-features "
+                     "--features postgres,mysql --example lambda_postgres --example lambda_mysql "
+                     "(or --rust-dir for another build)")
     return found
 
 
@@ -402,7 +414,7 @@ def main():
     parser.add_argument("--extra", action="append", default=[], help="ENGINE:LABEL:PATH")
     parser.add_argument("--only", help="comma-separated labels")
     parser.add_argument("--rust-dir", help="where lambda_postgres and lambda_mysql are "
-                                           "(default: target/lambda/examples)")
+                                           "(default: target/<arch>-unknown-linux-musl/lambda/examples)")
     parser.add_argument("--smaps", action="store_true",
                         help="also print each function's resident memory per mapped file (last run)")
     parser.add_argument("--behaviour", metavar="OTHER_CA",

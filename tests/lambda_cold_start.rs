@@ -3,12 +3,14 @@
 //! Starts the harness's PostgreSQL and MariaDB (one server recipe, `tests/support/`), runs
 //! the script against them, and installs, whenever the script asks, the token a function
 //! will sign at a given second (the servers accept exactly one token: the IAM user's
-//! password). The Rust functions are the `--profile lambda` builds of the examples; the
-//! Python ones are `scripts/lambda-seed/`. Ignored: it needs those builds and PyPI (once),
-//! and takes a few minutes. Run it by hand:
+//! password). The Rust functions are the examples as built to deploy (`--profile lambda`,
+//! musl); the Python ones are `scripts/lambda-seed/`. Ignored: it needs those builds and PyPI
+//! (once), and takes a few minutes. Run it by hand:
 //!
 //! ```sh
-//! cargo build --profile lambda --no-default-features --features postgres,mysql \
+//! rustup target add x86_64-unknown-linux-musl   # once; musl-gcc: apt install musl-tools
+//! cargo build --profile lambda --target x86_64-unknown-linux-musl \
+//!     --no-default-features --features postgres,mysql \
 //!     --example lambda_postgres --example lambda_mysql
 //! cargo test --features postgres,mysql,aws-config --test lambda_cold_start -- \
 //!     --ignored --nocapture
@@ -93,7 +95,7 @@ fn follow_the_clock(
 }
 
 #[test]
-#[ignore = "measurement, minutes: needs the --profile lambda examples and PyPI; run by hand (see the file's doc)"]
+#[ignore = "measurement, minutes: needs the --profile lambda musl examples and PyPI; run by hand (see the file's doc)"]
 fn lambda_cold_start_rust_and_python_functions() {
     let report = drive(&[]);
     assert!(report.contains(" median "), "no figures: {report}");
@@ -105,7 +107,7 @@ fn lambda_cold_start_rust_and_python_functions() {
 /// The README's comparison of behaviours: each function after its connection is killed,
 /// and facing a server whose certificate comes from a CA it was not given.
 #[test]
-#[ignore = "observation of the Python originals, a minute: needs the --profile lambda examples and PyPI; run by hand"]
+#[ignore = "observation of the Python originals, a minute: needs the --profile lambda musl examples and PyPI; run by hand"]
 fn lambda_functions_after_a_kill_and_with_an_untrusted_ca() {
     let other_ca = support::certs().other_ca.cert_path.display().to_string();
     let report = drive(&["--behaviour".to_owned(), other_ca]);
