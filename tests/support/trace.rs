@@ -13,6 +13,27 @@ impl Captured {
     pub fn text(&self) -> String {
         String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
     }
+
+    /// Asserts that the output so far shows each of `expected`.
+    pub fn assert_shows(&self, expected: &[&str]) {
+        let out = self.text();
+        for expected in expected {
+            assert!(out.contains(expected), "no `{expected}` in:\n{out}");
+        }
+    }
+
+    /// Asserts that the output so far holds none of `secrets` (tokens, the secret key), nor
+    /// any piece of a presigned token's query.
+    pub fn assert_no_secret(&self, secrets: &[&str]) {
+        let out = self.text();
+        let markers = ["X-Amz-Signature", "X-Amz-Credential", "Action=connect"];
+        for secret in secrets.iter().chain(&markers) {
+            assert!(
+                !out.contains(secret),
+                "`{secret}` in the trace output:\n{out}"
+            );
+        }
+    }
 }
 
 impl Write for Captured {
