@@ -10,7 +10,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv6Addr};
 use std::str::FromStr;
 
-use crate::error::{Error, Result};
+use crate::error::{Detail, Error, Result};
 use crate::region::{Partition, Region};
 
 /// Longest DNS name (RFC 1035, without the trailing dot).
@@ -137,11 +137,11 @@ impl Endpoint {
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
         {
-            return Err(Error::InvalidEndpoint {
+            return Err(Detail::InvalidEndpoint {
                 input: cluster_id.to_owned(),
                 reason: "an Aurora DSQL cluster identifier is 26 lowercase letters and digits \
                          (the first label of the cluster's endpoint)",
-            });
+            }.into());
         }
         let region = Region::new(region)?;
         Self::new(format!("{id}.dsql.{}.on.aws", region.as_str()), DSQL_PORT)
@@ -170,9 +170,12 @@ impl FromStr for Endpoint {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<Self> {
-        let invalid = |reason| Error::InvalidEndpoint {
-            input: s.to_owned(),
-            reason,
+        let invalid = |reason| -> Error {
+            Detail::InvalidEndpoint {
+                input: s.to_owned(),
+                reason,
+            }
+            .into()
         };
         let (host, port) = s
             .rsplit_once(':')
@@ -238,13 +241,15 @@ pub fn infer_region(host: &str) -> Option<Region> {
 pub(crate) fn region_from_host(host: &str) -> Result<Region> {
     infer_region(host).ok_or_else(|| {
         if is_global_writer(host) {
-            Error::GlobalWriterEndpointNeedsRegion {
+            Detail::GlobalWriterEndpointNeedsRegion {
                 host: host.to_owned(),
             }
+            .into()
         } else {
-            Error::RegionNotFound {
+            Detail::RegionNotFound {
                 host: host.to_owned(),
             }
+            .into()
         }
     })
 }
@@ -297,14 +302,14 @@ fn parse_ip(host: &str) -> Option<IpAddr> {
 
 fn validate_signing_host(host: &str) -> Result<()> {
     if let Some(ip) = parse_ip(host) {
-        return Err(Error::IpAddressAsSigningHost { ip });
+        return Err(Detail::IpAddressAsSigningHost { ip }.into());
     }
     validate_hostname(host)
 }
 
 fn validate_port(port: u16) -> Result<()> {
     if port == 0 {
-        return Err(Error::InvalidPort { port });
+        return Err(Detail::InvalidPort.into());
     }
     Ok(())
 }
@@ -312,10 +317,11 @@ fn validate_port(port: u16) -> Result<()> {
 /// RFC 1123 host name syntax: what a certificate can name and RDS can sign for.
 fn validate_hostname(host: &str) -> Result<()> {
     hostname_problem(host).map_or(Ok(()), |reason| {
-        Err(Error::InvalidHostname {
+        Err(Detail::InvalidHostname {
             host: host.to_owned(),
             reason,
-        })
+        }
+        .into())
     })
 }
 
@@ -400,15 +406,15 @@ mod tests {
         ] {
             assert!(
                 matches!(
-                    Endpoint::dsql_cluster(bad, "us-east-1"),
-                    Err(Error::InvalidEndpoint { .. })
+                    Endpoint::dsql_cluster(bad, "us-east-1").as_ref().map_err(Error::detail),
+                    Err(&Detail::InvalidEndpoint { .. })
                 ),
                 "{bad:?}"
             );
         }
         assert!(matches!(
-            Endpoint::dsql_cluster("abcdefghijklmnopqrstuvwxyz", "us east"),
-            Err(Error::InvalidRegion { .. })
+            Endpoint::dsql_cluster("abcdefghijklmnopqrstuvwxyz", "us east").as_ref().map_err(Error::detail),
+            Err(&Detail::InvalidRegion { .. })
         ));
     }
 
@@ -427,19 +433,19 @@ mod tests {
             "é.com",
         ] {
             assert!(
-                matches!(Endpoint::new(bad, 1), Err(Error::InvalidHostname { .. })),
+                matches!(Endpoint::new(bad, 1).as_ref().map_err(Error::detail), Err(Detail::InvalidHostname { .. })),
                 "{bad:?}"
             );
         }
         assert!(matches!(
-            Endpoint::new("a".repeat(64), 1),
-            Err(Error::InvalidHostname { .. })
+            Endpoint::new("a".repeat(64), 1).as_ref().map_err(Error::detail),
+            Err(&Detail::InvalidHostname { .. })
         ));
         for ip in ["127.0.0.1", "::1", "[::1]", "10.1.2.3"] {
             assert!(
                 matches!(
-                    Endpoint::new(ip, 1),
-                    Err(Error::IpAddressAsSigningHost { .. })
+                    Endpoint::new(ip, 1).as_ref().map_err(Error::detail),
+                    Err(&Detail::IpAddressAsSigningHost { .. })
                 ),
                 "{ip}"
             );

@@ -95,30 +95,38 @@
 #![forbid(unsafe_code)]
 #![warn(missing_debug_implementations, unreachable_pub, rust_2018_idioms)]
 
-#[cfg(feature = "aws-config")]
-mod aws_config_lazy;
-mod cache;
-mod clock;
-#[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlx-0_9"))]
+// The layers, lowest first: each module imports only from those above it in this list.
+// Vocabulary (engine, clock, region, error, endpoint), credentials, token (request, signer,
+// generator), cache, tls, login (settings, the one login routine), then the front ends
+// (connector and pools, sqlx, doctor).
+mod engine;
+pub mod clock;
+pub mod region;
+mod error;
+pub mod endpoint;
+mod observe;
+mod credentials;
+pub mod token;
+pub mod cache;
+pub mod policy;
+#[cfg(feature = "tls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+pub mod tls;
+#[cfg(feature = "__login")]
+#[cfg_attr(
+    docsrs,
+    doc(cfg(any(feature = "postgres", feature = "mysql", feature = "sqlx-0_9")))
+)]
+pub mod login;
+#[cfg(feature = "__login")]
+#[cfg_attr(
+    docsrs,
+    doc(cfg(any(feature = "postgres", feature = "mysql", feature = "sqlx-0_9")))
+)]
+pub mod dsql;
+#[cfg(any(feature = "postgres", feature = "mysql"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "postgres", feature = "mysql"))))]
 pub mod connector;
-mod credentials;
-#[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlx-0_9"))]
-mod diagnose;
-#[cfg(feature = "doctor")]
-#[cfg_attr(docsrs, doc(cfg(feature = "doctor")))]
-pub mod doctor;
-#[cfg(feature = "postgres")]
-#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
-pub mod dsql;
-mod endpoint;
-mod env_credentials;
-mod error;
-mod generator;
-#[cfg(feature = "mysql")]
-mod mysql;
-mod observe;
-pub mod policy;
 #[cfg(any(
     feature = "deadpool-postgres",
     feature = "bb8-postgres",
@@ -126,55 +134,34 @@ pub mod policy;
     feature = "bb8-mysql"
 ))]
 pub mod pool;
-#[cfg(feature = "postgres")]
-mod postgres;
-mod region;
-mod request;
-mod signer;
 #[cfg(feature = "sqlx-0_9")]
 #[cfg_attr(
     docsrs,
     doc(cfg(any(feature = "sqlx-0_9-postgres", feature = "sqlx-0_9-mysql")))
 )]
 pub mod sqlx_0_9;
-#[cfg(feature = "tls")]
-mod tls;
-mod token;
+#[cfg(feature = "doctor")]
+#[cfg_attr(docsrs, doc(cfg(feature = "doctor")))]
+pub mod doctor;
 
-pub use cache::{
-    CacheStats, DEFAULT_FAILURE_GRACE, DEFAULT_MAX_KEYS, DEFAULT_REFRESH_AHEAD_PERCENT,
-    DEFAULT_REFRESH_MARGIN, TokenCache, TokenCacheBuilder,
-};
-pub use clock::{Clock, FixedClock, SharedClock, SystemClock};
-#[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlx-0_9"))]
-pub use connector::{
-    Connector, ConnectorBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_RETRY_JITTER,
-    DSQL_DEFAULT_MAX_CONCURRENT_LOGINS, DSQL_RECOMMENDED_MAX_LIFETIME, DSQL_SESSION_LIMIT, Driver,
-    ENV_CA_FILE, ENV_DATABASE, ENV_ENDPOINT, ENV_PORT, ENV_REGION, ENV_USER,
-};
-pub use credentials::DEFAULT_CREDENTIALS_TIMEOUT;
-pub use endpoint::{Endpoint, infer_region};
-#[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlx-0_9"))]
-pub use error::Engine;
-pub use error::{BoxError, Error, Result};
-pub use generator::{TokenGenerator, TokenGeneratorBuilder};
+pub use cache::TokenCache;
 #[cfg(feature = "mysql")]
-pub use mysql::{MySql, MySqlConnection, MySqlConnector, MySqlConnectorBuilder};
-/// Re-exported: the connection type [`MySqlConnector`] returns, its error type and the
-/// `Queryable` trait (`prelude::*`).
+pub use connector::MySqlConnector;
+#[cfg(feature = "postgres")]
+pub use connector::PgConnector;
+pub use endpoint::Endpoint;
+pub use engine::Engine;
+pub use error::{Error, ErrorKind, Result};
+pub use region::Region;
+#[cfg(feature = "tls")]
+pub use tls::TrustStore;
+pub use token::{IamAuthToken, TokenGenerator, TokenRequest};
+
+/// Re-exported: the connection type [`MySqlConnector`] returns wraps a `mysql_async::Conn`;
+/// its error type and the `Queryable` trait (`prelude::*`).
 #[cfg(feature = "mysql")]
 #[cfg_attr(docsrs, doc(cfg(feature = "mysql")))]
 pub use mysql_async;
-#[cfg(feature = "postgres")]
-pub use postgres::{PgConnector, PgConnectorBuilder, Postgres};
-pub use region::{Partition, Region};
-pub use request::{
-    Action, DSQL_MAX_EXPIRY, MAX_USER_LEN, RDS_MAX_EXPIRY, TokenRequest, TokenRequestBuilder,
-};
-pub use signer::TokenSigner;
-#[cfg(feature = "tls")]
-pub use tls::{TrustStore, install_default_crypto_provider, warm_up_tls};
-pub use token::IamAuthToken;
 /// Re-exported: the client type [`PgConnector`] returns, and its error and row types.
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]

@@ -11,7 +11,7 @@
 #![cfg_attr(not(feature = "metrics"), allow(dead_code))]
 
 #[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlx-0_9"))]
-use crate::error::Engine;
+use crate::engine::Engine;
 
 /// Tokens signed (a cache miss or refresh, or a direct `TokenGenerator::generate`).
 pub(crate) const TOKENS_SIGNED: &str = "rds_iam_auth.tokens.signed";

@@ -16,9 +16,9 @@
 
 use std::fmt::{self, Write as _};
 
-use crate::error::{Error, Result};
+use crate::error::{Detail, Result};
 use crate::region::{Partition, Region};
-use crate::request::MAX_USER_LEN;
+use crate::token::MAX_USER_LEN;
 
 /// The ARN of a database user for `rds-db:connect`:
 /// `arn:<partition>:rds-db:<region>:<account-id>:dbuser:<DbiResourceId>/<db-user>`.
@@ -46,11 +46,11 @@ impl RdsDbUserArn {
             || db_user.len() > MAX_USER_LEN
             || db_user.chars().any(char::is_control)
         {
-            return Err(Error::InvalidUser {
+            return Err(Detail::InvalidUser {
                 reason: format!(
                     "an ARN needs a user name of 1 to {MAX_USER_LEN} bytes without control characters"
                 ),
-            });
+            }.into());
         }
         Ok(Self {
             partition,
@@ -172,10 +172,10 @@ fn validate_account(account_id: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(Error::InvalidPolicyInput {
+        Err(Detail::InvalidPolicyInput {
             field: "account id",
             reason: "expected 12 digits (or `*`)",
-        })
+        }.into())
     }
 }
 
@@ -187,10 +187,10 @@ fn validate_resource_id(id: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(Error::InvalidPolicyInput {
+        Err(Detail::InvalidPolicyInput {
             field: "resource id",
             reason: "expected the resource id (`db-...`, `cluster-...`, `prx-...` or a DSQL cluster id), not a name or ARN",
-        })
+        }.into())
     }
 }
 
@@ -250,15 +250,15 @@ mod tests {
     #[test]
     fn bad_parts_are_typed_errors() {
         assert!(matches!(
-            RdsDbUserArn::new("us-east-1", "1234", "db-A", "u"),
-            Err(Error::InvalidPolicyInput {
+            RdsDbUserArn::new("us-east-1", "1234", "db-A", "u").as_ref().map_err(crate::Error::detail),
+            Err(&Detail::InvalidPolicyInput {
                 field: "account id",
                 ..
             })
         ));
         assert!(matches!(
-            RdsDbUserArn::new("us-east-1", "123456789012", "my cluster", "u"),
-            Err(Error::InvalidPolicyInput {
+            RdsDbUserArn::new("us-east-1", "123456789012", "my cluster", "u").as_ref().map_err(crate::Error::detail),
+            Err(&Detail::InvalidPolicyInput {
                 field: "resource id",
                 ..
             })

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::error::{Error, Result};
+use crate::error::{Detail, Error, Result};
 
 /// A syntactically valid AWS region name, such as `us-east-1`.
 ///
@@ -28,7 +28,7 @@ impl Region {
         if is_region_name(&name) {
             Ok(Self(name))
         } else {
-            Err(Error::InvalidRegion { region: name })
+            Err(Detail::InvalidRegion { region: name }.into())
         }
     }
 

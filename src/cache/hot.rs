@@ -15,7 +15,7 @@ use crate::token::IamAuthToken;
 /// one cache at once, few enough that a token's copies stay small.
 pub(super) const SHARDS: usize = 8;
 
-/// A hasher for keys that carry their own hash ([`TokenRequest`](crate::request::TokenRequest)
+/// A hasher for keys that carry their own hash ([`TokenRequest`](crate::token::TokenRequest)
 /// computes it once, at build time).
 #[derive(Default)]
 pub(super) struct PrecomputedHash(u64);

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use arc_swap::ArcSwap;
 
 use super::hot::PrecomputedHash;
-use crate::request::TokenRequest;
+use crate::token::TokenRequest;
 
 /// A full cache has about this many keys per shard: a write copies that many entries
 /// (reference counts, a few hundred bytes).

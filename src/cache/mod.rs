@@ -42,11 +42,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::Notify;
 
-use crate::credentials::{Backoff, share_error};
-use crate::error::{Error, Result};
-use crate::generator::TokenGenerator;
+use crate::credentials::Backoff;
+use crate::error::{Detail, Error, Result};
+use crate::token::TokenGenerator;
 use crate::observe::{self, CacheEvent};
-use crate::request::TokenRequest;
+use crate::token::TokenRequest;
 use crate::token::IamAuthToken;
 use hot::{PrecomputedHash, ShardedCounter, TokenCopies, shard_index};
 use map::ShardedMap;
@@ -246,9 +246,9 @@ impl TokenCache {
     /// `cache.get(&request)`.
     pub fn invalidate(&self, request: &TokenRequest, rejected: &IamAuthToken) {
         let rejected_generation = rejected.credentials_generation();
-        let credentials = self.inner.generator.credentials();
+        let generator = &self.inner.generator;
         let Some(entry) = self.inner.slots.read(request, Entry::clone) else {
-            credentials.invalidate_up_to(rejected_generation);
+            generator.invalidate_credentials_up_to(rejected_generation);
             return;
         };
         let Some(cached) = entry.current.filter(|c| {
@@ -258,8 +258,9 @@ impl TokenCache {
         };
         // Credentials first: once the token is gone, any caller may sign its successor, and
         // it must not sign with the credentials that may be why the token was refused.
-        credentials
-            .invalidate_up_to(rejected_generation.max(cached.token.credentials_generation()));
+        generator.invalidate_credentials_up_to(
+            rejected_generation.max(cached.token.credentials_generation()),
+        );
         // Dropped only if it is still the current token (a compare-and-set on the entry).
         let dropped = self.inner.slots.replace(request, |e| {
             e.current
@@ -505,7 +506,7 @@ impl TokenCache {
         let shared = {
             let attempts = slot.lock_attempts();
             (attempts.completed != ticket)
-                .then(|| attempts.failure.as_ref().map(share_error))
+                .then(|| attempts.failure.clone())
                 .flatten()
         };
         let outcome = match shared {
@@ -523,7 +524,7 @@ impl TokenCache {
             if attempts.backoff.holds(self.now())
                 && let Some(error) = &attempts.failure
             {
-                return Err(share_error(error));
+                return Err(error.clone());
             }
         }
         let signed = self.inner.generator.generate(request).await;
@@ -549,7 +550,7 @@ impl TokenCache {
             }
             Err(error) => {
                 attempts.backoff.failed(now);
-                attempts.failure = Some(share_error(&error));
+                attempts.failure = Some(error.clone());
                 drop(attempts);
                 self.inner
                     .counters
@@ -621,10 +622,10 @@ impl TokenCache {
                 expires_at = ?token.expires_at(),
                 "the signing credentials expire within the refresh margin; no token is handed out"
             );
-            return Err(Error::CredentialsExpiring {
+            return Err(Detail::CredentialsExpiring {
                 expires_at: token.expires_at(),
                 margin,
-            });
+            }.into());
         }
         let lifetime = token
             .expires_at()

@@ -14,8 +14,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::{Check, Status, rfc3339};
-use crate::error::Engine;
-use crate::{Endpoint, Partition, TrustStore};
+use crate::engine::Engine;
+use crate::endpoint::Endpoint;
+use crate::region::Partition;
+use crate::tls::TrustStore;
 
 /// What the TLS handshake with the server showed.
 #[derive(Debug, Clone)]

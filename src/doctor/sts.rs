@@ -121,7 +121,7 @@ async fn send(
         return exchange(tcp, request).await;
     }
     let name = rustls_pki_types::ServerName::try_from(host.clone()).map_err(|e| e.to_string())?;
-    let config = crate::tls::client_config(&crate::TrustStore::aws_default());
+    let config = crate::tls::client_config(&crate::tls::TrustStore::aws_default());
     let tls = tokio_rustls::TlsConnector::from(Arc::clone(&config))
         .connect(name, tcp)
         .await

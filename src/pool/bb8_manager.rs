@@ -50,12 +50,12 @@ pub struct ConnectionManager<D: Driver> {
 /// The bb8 manager for PostgreSQL: pools of `tokio_postgres::Client`.
 #[cfg(feature = "bb8-postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "bb8-postgres")))]
-pub type PgConnectionManager = ConnectionManager<crate::postgres::Postgres>;
+pub type PgConnectionManager = ConnectionManager<crate::connector::postgres::Postgres>;
 
 /// The bb8 manager for MySQL: pools of [`MySqlConnection`](crate::MySqlConnection).
 #[cfg(feature = "bb8-mysql")]
 #[cfg_attr(docsrs, doc(cfg(feature = "bb8-mysql")))]
-pub type MySqlConnectionManager = ConnectionManager<crate::mysql::MySql>;
+pub type MySqlConnectionManager = ConnectionManager<crate::connector::mysql::MySql>;
 
 impl<D: Driver> ConnectionManager<D> {
     /// A manager opening connections with `connector`.

@@ -52,7 +52,7 @@ pub type PgPool = managed::Pool<PgManager>;
 /// The deadpool manager for PostgreSQL; see [`PgPool`].
 #[cfg(feature = "deadpool-postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "deadpool-postgres")))]
-pub type PgManager = Manager<crate::postgres::Postgres>;
+pub type PgManager = Manager<crate::connector::postgres::Postgres>;
 
 /// A deadpool pool of IAM-authenticated MySQL connections ([`MySqlConnection`]s).
 ///
@@ -74,7 +74,7 @@ pub type MySqlPool = managed::Pool<MySqlManager>;
 /// The deadpool manager for MySQL; see [`MySqlPool`].
 #[cfg(feature = "deadpool-mysql")]
 #[cfg_attr(docsrs, doc(cfg(feature = "deadpool-mysql")))]
-pub type MySqlManager = Manager<crate::mysql::MySql>;
+pub type MySqlManager = Manager<crate::connector::mysql::MySql>;
 
 impl<D: Driver> Manager<D> {
     /// A manager opening connections with `connector`, with the connector's
@@ -140,7 +140,7 @@ pub(crate) mod sealed {
 
 /// `ClientWrapper` adds deadpool-postgres's statement cache and keeps the connection task.
 #[cfg(feature = "deadpool-postgres")]
-impl sealed::Pooled for crate::postgres::Postgres {
+impl sealed::Pooled for crate::connector::postgres::Postgres {
     type Object = ::deadpool_postgres::ClientWrapper;
     fn object((client, task): Self::Login) -> Self::Object {
         ::deadpool_postgres::ClientWrapper::new(client, task)
@@ -151,8 +151,8 @@ impl sealed::Pooled for crate::postgres::Postgres {
 }
 
 #[cfg(feature = "deadpool-mysql")]
-impl sealed::Pooled for crate::mysql::MySql {
-    type Object = crate::mysql::MySqlConnection;
+impl sealed::Pooled for crate::connector::mysql::MySql {
+    type Object = crate::connector::mysql::MySqlConnection;
     fn object(login: Self::Login) -> Self::Object {
         login
     }

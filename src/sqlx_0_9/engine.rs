@@ -1,11 +1,8 @@
 //! What differs between the engines sqlx pools are made for: the base connect options
 //! (verified TLS, no password), how the token goes in, and which errors mean "token rejected".
 
-use std::fmt;
-
-use crate::endpoint::Endpoint;
-use crate::error::Engine;
-use crate::tls::TrustStore;
+use crate::engine::Engine;
+use crate::login::Login;
 
 /// sqlx's connect options for `DB` (`PgConnectOptions`, `MySqlConnectOptions`).
 pub(crate) type ConnectOptions<DB> =
@@ -18,25 +15,14 @@ pub trait IamDatabase: sealed::IamDatabase {}
 pub(crate) mod sealed {
     use super::*;
 
-    /// The settings every engine understands, validated by the builder.
-    #[derive(Debug)]
-    pub struct Common<'a> {
-        pub endpoint: &'a Endpoint,
-        pub user: &'a str,
-        pub database: Option<&'a str>,
-        pub trust: &'a TrustStore,
-    }
-
     /// The engine's part of an `IamPool`. Public in a private module: none of it is API.
     pub trait IamDatabase: sqlx::Database {
         /// The engine, as errors name it.
         const ENGINE: Engine;
-        /// Settings only this engine has.
-        type Settings: Default + Clone + fmt::Debug + Send + Sync;
 
         /// Everything but the password: the signing host and port, the user, the database,
-        /// and TLS that verifies the chain (against `trust`) and the host name.
-        fn base_options(common: Common<'_>, settings: &Self::Settings) -> ConnectOptions<Self>;
+        /// and TLS that verifies the chain (against the login's trust store) and the host name.
+        fn base_options(login: &Login) -> ConnectOptions<Self>;
 
         /// `base` with `password`.
         fn with_password(base: &ConnectOptions<Self>, password: &str) -> ConnectOptions<Self>;
@@ -46,41 +32,30 @@ pub(crate) mod sealed {
     }
 }
 
-/// Settings only PostgreSQL has.
-#[cfg(feature = "sqlx-0_9-postgres")]
-#[derive(Debug, Clone, Default)]
-pub struct PgSettings {
-    pub(crate) application_name: Option<String>,
-}
-
 #[cfg(feature = "sqlx-0_9-postgres")]
 impl IamDatabase for sqlx::Postgres {}
 
 #[cfg(feature = "sqlx-0_9-postgres")]
 impl sealed::IamDatabase for sqlx::Postgres {
     const ENGINE: Engine = Engine::Postgres;
-    type Settings = PgSettings;
 
-    fn base_options(
-        common: sealed::Common<'_>,
-        settings: &PgSettings,
-    ) -> sqlx::postgres::PgConnectOptions {
+    fn base_options(login: &Login) -> sqlx::postgres::PgConnectOptions {
         use sqlx::postgres::{PgConnectOptions, PgSslMode};
         // Not `new()`: it reads a password from `~/.pgpass`. The `PG*` variables it reads
         // for what is not set here are overwritten below where they matter (host, port,
         // user, password, TLS mode and roots).
         let mut options = PgConnectOptions::new_without_pgpass()
-            .host(common.endpoint.host())
-            .port(common.endpoint.port())
-            .username(common.user)
+            .host(login.endpoint.host())
+            .port(login.endpoint.port())
+            .username(login.request.user())
             // `VerifyFull`: chain and host name. `Prefer` (sqlx's default) would continue in
             // plaintext when the server (or whoever answers in its place) declines TLS.
             .ssl_mode(PgSslMode::VerifyFull)
-            .ssl_root_cert_from_pem(common.trust.pem());
-        if let Some(db) = common.database {
+            .ssl_root_cert_from_pem(login.trust.pem());
+        if let Some(db) = &login.database {
             options = options.database(db);
         }
-        if let Some(name) = &settings.application_name {
+        if let Some(name) = &login.application_name {
             options = options.application_name(name);
         }
         options
@@ -109,22 +84,21 @@ impl IamDatabase for sqlx::MySql {}
 #[cfg(feature = "sqlx-0_9-mysql")]
 impl sealed::IamDatabase for sqlx::MySql {
     const ENGINE: Engine = Engine::MySql;
-    type Settings = ();
 
-    fn base_options(common: sealed::Common<'_>, _: &()) -> sqlx::mysql::MySqlConnectOptions {
+    fn base_options(login: &Login) -> sqlx::mysql::MySqlConnectOptions {
         use sqlx::mysql::{MySqlConnectOptions, MySqlSslMode};
         let mut options = MySqlConnectOptions::new()
-            .host(common.endpoint.host())
-            .port(common.endpoint.port())
-            .username(common.user)
+            .host(login.endpoint.host())
+            .port(login.endpoint.port())
+            .username(login.request.user())
             // `VerifyIdentity`: chain and host name. sqlx sends a cleartext password under
             // `Preferred` or `Disabled` too (it only logs a warning): the cleartext plugin is
             // enabled here together with verified TLS, and there is no way to weaken it.
             .ssl_mode(MySqlSslMode::VerifyIdentity)
-            .ssl_ca_from_pem(common.trust.pem())
+            .ssl_ca_from_pem(login.trust.pem())
             // RDS switches IAM users to `mysql_clear_password`: the token is the password.
             .enable_cleartext_plugin(true);
-        if let Some(db) = common.database {
+        if let Some(db) = &login.database {
             options = options.database(db);
         }
         options

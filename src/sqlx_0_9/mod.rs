@@ -65,18 +65,14 @@ use sqlx::pool::{Pool, PoolConnection, PoolOptions};
 use tokio::task::AbortHandle;
 
 use crate::cache::TokenCache;
-use crate::connector::{DEFAULT_RETRY_JITTER, DSQL_RECOMMENDED_MAX_LIFETIME};
+use crate::dsql::DSQL_RECOMMENDED_MAX_LIFETIME;
 use crate::endpoint::Endpoint;
-use crate::error::{Engine, Error, Result};
-use crate::request::{Action, TokenRequest};
-use crate::tls::TrustStore;
-use crate::token::IamAuthToken;
+use crate::error::Result;
+use crate::login::{self, Honours, Login, LoginBuilder};
+use crate::token::{IamAuthToken, TokenRequest};
 use engine::ConnectOptions;
-use engine::sealed::Common;
 
 pub use engine::IamDatabase;
-#[cfg(feature = "sqlx-0_9-postgres")]
-pub use engine::PgSettings;
 /// Re-exported: the sqlx these pools are built with. Name sqlx through it (or depend on the
 /// same 0.9 version) so that `PgPoolOptions`, `PgPool` and the rest are the same types.
 pub use sqlx;
@@ -88,7 +84,7 @@ pub use sqlx;
 /// use rds_iam_auth::{Endpoint, TokenCache, TokenGenerator};
 ///
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-/// let cache = TokenCache::new(TokenGenerator::from_env().await?);
+/// let cache = TokenCache::new(TokenGenerator::from_env());
 /// let endpoint = Endpoint::new("mydb.cluster-abc123.us-east-1.rds.amazonaws.com", 5432)?;
 /// let pool = IamPgPool::builder(cache, endpoint, "iam_user")
 ///     .database("appdb")
@@ -139,16 +135,54 @@ pub struct IamPool<DB: IamDatabase> {
 struct Shared<DB: IamDatabase> {
     pool: Pool<DB>,
     cache: TokenCache,
-    request: TokenRequest,
-    endpoint: Endpoint,
+    login: Login,
     /// Everything but the password (never printed: sqlx's `Debug` would show a password).
     base: ConnectOptions<DB>,
     /// The token in the pool's connect options now. A tokio mutex, held across the cache
     /// call: two installers never put an older token back over a newer one.
     installed: tokio::sync::Mutex<IamAuthToken>,
-    retry_jitter: Duration,
     refresher: Mutex<Option<AbortHandle>>,
 }
+
+/// Configures an [`IamPool`]: the [`LoginBuilder`] of sqlx pools; see [`IamPool::builder`].
+///
+/// Its setters are [`LoginBuilder`]'s (`database`, `region`, `trust`, `service`,
+/// `token_lifetime`, `retry_jitter`, and `application_name` for PostgreSQL; a connect
+/// timeout, a login bound and a dial address are refused at build: sqlx has none of them),
+/// then [`pool_options`](LoginBuilder::pool_options), [`build`](LoginBuilder::build) and
+/// [`build_lazy`](LoginBuilder::build_lazy).
+pub type IamPoolBuilder<DB> = LoginBuilder<IamPool<DB>>;
+
+/// What only a sqlx pool's builder holds.
+pub struct PoolSetup<DB: IamDatabase> {
+    cache: TokenCache,
+    pool_options: Option<PoolOptions<DB>>,
+}
+
+impl<DB: IamDatabase> fmt::Debug for PoolSetup<DB> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PoolSetup")
+            .field("pool_options", &self.pool_options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<DB: IamDatabase> login::FrontEnd for IamPool<DB> {}
+
+impl<DB: IamDatabase> login::sealed::FrontEnd for IamPool<DB> {
+    type Setup = PoolSetup<DB>;
+    const BUILDER: &'static str = "IamPoolBuilder";
+    /// sqlx dials the host it verifies, bounds connections by its own acquire timeout, and
+    /// opens connections of its own accord (no bound on logins could hold them).
+    const HONOURS: Honours = Honours {
+        dial_address: false,
+        connect_timeout: false,
+        max_concurrent_logins: false,
+    };
+}
+
+#[cfg(feature = "sqlx-0_9-postgres")]
+impl login::sealed::PostgresFrontEnd for IamPool<sqlx::Postgres> {}
 
 impl<DB: IamDatabase> Clone for IamPool<DB> {
     fn clone(&self) -> Self {
@@ -177,23 +211,11 @@ impl<DB: IamDatabase> IamPool<DB> {
         endpoint: Endpoint,
         user: impl Into<String>,
     ) -> IamPoolBuilder<DB> {
-        IamPoolBuilder {
-            cache,
-            endpoint,
-            user: user.into(),
-            database: None,
-            region: None,
-            trust: TrustStore::aws_default(),
-            dsql: None,
-            token_lifetime: None,
-            retry_jitter: DEFAULT_RETRY_JITTER,
-            pool_options: None,
-            settings: DB::Settings::default(),
-        }
+        LoginBuilder::new(DB::ENGINE, endpoint, user.into(), PoolSetup::new(cache))
     }
 
     /// A builder configured from the environment variables of AWS's Lambda samples, as
-    /// [`Connector::builder_from_env`](crate::Connector::builder_from_env) reads them:
+    /// [`Connector::builder_from_env`](crate::connector::Connector::builder_from_env) reads them:
     /// `DBEndPoint` (`host` or `host:port`), `DBUserName`, optionally `DatabaseName`,
     /// `DBPort`, `DBRegion` and `DBCaFile`.
     pub fn builder_from_env(cache: TokenCache) -> Result<IamPoolBuilder<DB>> {
@@ -206,14 +228,7 @@ impl<DB: IamDatabase> IamPool<DB> {
         cache: TokenCache,
         var: impl Fn(&str) -> Option<String>,
     ) -> Result<IamPoolBuilder<DB>> {
-        let settings = crate::connector::env::settings_from_vars(DB::ENGINE, var)?;
-        let mut builder = Self::builder(cache, settings.endpoint, settings.user);
-        builder.database = settings.database;
-        builder.region = settings.region;
-        if let Some(path) = settings.ca_file {
-            builder.trust = TrustStore::aws_default().with_ca_file(path)?;
-        }
-        Ok(builder)
+        LoginBuilder::from_vars(DB::ENGINE, PoolSetup::new(cache), var)
     }
 
     /// The sqlx pool (also reached through `Deref`).
@@ -224,47 +239,25 @@ impl<DB: IamDatabase> IamPool<DB> {
     /// A connection from the pool, after making sure the token a new connection would log
     /// in with is the cache's current one. When the server rejects it, the token is
     /// invalidated, a fresh one installed and the acquire retried once (after a random wait
-    /// of up to the [`retry_jitter`](IamPoolBuilder::retry_jitter)).
+    /// of up to the [`retry_jitter`](LoginBuilder::retry_jitter)).
     ///
     /// # Errors
-    /// [`Error::AuthenticationRejected`] when the server rejected the token twice;
-    /// [`Error::Connect`] for anything else sqlx reports (TCP, TLS, a server without TLS,
-    /// `PoolTimedOut`, `PoolClosed`; the `sqlx::Error` is the source); the cache's errors
-    /// (credentials, signing).
+    /// [`ErrorKind::Rejected`](crate::ErrorKind::Rejected) when the server rejected the
+    /// token twice; [`ErrorKind::Connect`](crate::ErrorKind::Connect) (or `Tls`) for anything
+    /// else sqlx reports (TCP, TLS, a server without TLS, `PoolTimedOut`, `PoolClosed`; the
+    /// `sqlx::Error` is the source); the cache's errors (credentials, signing).
     pub async fn acquire(&self) -> Result<PoolConnection<DB>> {
         let shared = &*self.shared;
-        let used = shared.install_current().await?;
-        match shared.pool.acquire().await {
-            Ok(conn) => Ok(conn),
-            Err(e) if DB::is_rejected(&e) => {
-                drop(e);
-                self.retry_after_rejection(used).await
-            }
-            Err(e) => Err(Error::connect(DB::ENGINE, &shared.endpoint, e)),
-        }
-    }
-
-    /// Why once, and why wait first: see `Connector`'s login (a fresh token refused too will
-    /// be refused again; a throttled login looks like a rejection).
-    async fn retry_after_rejection(&self, rejected: IamAuthToken) -> Result<PoolConnection<DB>> {
-        let shared = &*self.shared;
-        tracing::info!(
-            "the server rejected the IAM token: invalidating it and retrying once with a fresh one"
-        );
-        crate::observe::retry(DB::ENGINE);
-        shared.cache.invalidate(&shared.request, &rejected);
-        drop(rejected);
-        tokio::time::sleep(shared.retry_delay()).await;
-        shared.install_current().await?;
-        match shared.pool.acquire().await {
-            Ok(conn) => Ok(conn),
-            Err(e) if DB::is_rejected(&e) => {
-                let error = shared.rejected(e);
-                tracing::warn!(error = %error.report(), "IAM login failed");
-                Err(error)
-            }
-            Err(e) => Err(Error::connect(DB::ENGINE, &shared.endpoint, e)),
-        }
+        shared
+            .login
+            .run(&shared.cache, |token| async move {
+                shared.install(token).await;
+                shared.pool.acquire().await.map_err(|e| {
+                    let rejected = DB::is_rejected(&e);
+                    shared.login.driver_error(e, rejected)
+                })
+            })
+            .await
     }
 
     /// The token cache.
@@ -274,12 +267,12 @@ impl<DB: IamDatabase> IamPool<DB> {
 
     /// The token request (user, region, endpoint) the pool asks the cache for.
     pub fn token_request(&self) -> &TokenRequest {
-        &self.shared.request
+        &self.shared.login.request
     }
 
     /// The endpoint connections go to.
     pub fn endpoint(&self) -> &Endpoint {
-        &self.shared.endpoint
+        &self.shared.login.endpoint
     }
 }
 
@@ -288,26 +281,31 @@ impl<DB: IamDatabase> Shared<DB> {
     /// returns it.
     async fn install_current(&self) -> Result<IamAuthToken> {
         let mut installed = self.installed.lock().await;
-        let token = self.cache.get(&self.request).await?;
-        if !installed.same_token(&token) {
+        let token = self.cache.get(&self.login.request).await?;
+        self.install_locked(&mut installed, &token);
+        Ok(token)
+    }
+
+    /// Installs `token` in the pool unless it is the one there already, or older than it
+    /// (the refresher may have installed a newer one since the caller took it).
+    async fn install(&self, token: IamAuthToken) {
+        let mut installed = self.installed.lock().await;
+        if token.signed_at() >= installed.signed_at() {
+            self.install_locked(&mut installed, &token);
+        }
+    }
+
+    fn install_locked(&self, installed: &mut IamAuthToken, token: &IamAuthToken) {
+        if !installed.same_token(token) {
             self.pool
                 .set_connect_options(DB::with_password(&self.base, token.expose()));
             *installed = token.clone();
             tracing::debug!(
-                host = self.request.host(),
-                user = self.request.user(),
+                host = self.login.request.host(),
+                user = self.login.request.user(),
                 "installed a new IAM token in the sqlx pool"
             );
         }
-        Ok(token)
-    }
-
-    /// A random wait in `[0, bound]`, the bound at most half the pool's acquire timeout.
-    fn retry_delay(&self) -> Duration {
-        let bound = self
-            .retry_jitter
-            .min(self.pool.options().get_acquire_timeout() / 2);
-        Duration::from_micros(fastrand::u64(0..=bound.as_micros() as u64))
     }
 
     /// How long the refresher may sleep: until the cache's refresh point (on the cache's
@@ -316,21 +314,10 @@ impl<DB: IamDatabase> Shared<DB> {
     fn until_refresh(&self) -> Duration {
         let now = self.cache.generator().clock().now();
         self.cache
-            .refresh_at(&self.request)
+            .refresh_at(&self.login.request)
             .and_then(|at| at.duration_since(now).ok())
             .unwrap_or_default()
             .clamp(Duration::from_secs(1), MAX_REFRESH_WAIT)
-    }
-
-    fn rejected(&self, error: sqlx::Error) -> Error {
-        Error::AuthenticationRejected {
-            engine: DB::ENGINE,
-            host: self.request.host().to_owned(),
-            port: self.request.port(),
-            user: self.request.user().to_owned(),
-            region: self.request.region().as_str().to_owned(),
-            source: Box::new(error),
-        }
     }
 }
 
@@ -343,71 +330,22 @@ impl<DB: IamDatabase> Drop for Shared<DB> {
     }
 }
 
-/// Configures an [`IamPool`]; see [`IamPool::builder`].
-pub struct IamPoolBuilder<DB: IamDatabase> {
-    cache: TokenCache,
-    endpoint: Endpoint,
-    user: String,
-    database: Option<String>,
-    region: Option<String>,
-    trust: TrustStore,
-    dsql: Option<bool>,
-    token_lifetime: Option<Duration>,
-    retry_jitter: Duration,
-    pool_options: Option<PoolOptions<DB>>,
-    settings: DB::Settings,
+impl<DB: IamDatabase> PoolSetup<DB> {
+    fn new(cache: TokenCache) -> Self {
+        Self {
+            cache,
+            pool_options: None,
+        }
+    }
 }
 
 impl<DB: IamDatabase> IamPoolBuilder<DB> {
-    /// The database to connect to (PostgreSQL's default is the user name, Aurora DSQL's
-    /// `postgres`; MySQL's is none).
-    pub fn database(mut self, database: impl Into<String>) -> Self {
-        self.database = Some(database.into());
-        self
-    }
-
-    /// The region to sign for, when it cannot be inferred from the hostname.
-    pub fn region(mut self, region: impl Into<String>) -> Self {
-        self.region = Some(region.into());
-        self
-    }
-
-    /// Which CAs to trust besides sqlx's built-in webpki roots (default
-    /// [`TrustStore::aws_default`]). Chain and host name are always verified.
-    pub fn trust(mut self, trust: TrustStore) -> Self {
-        self.trust = trust;
-        self
-    }
-
-    /// Signs Aurora DSQL tokens (`true`: `DbConnectAdmin` for the `admin` role, `DbConnect`
-    /// for any other) or RDS ones (`false`), whatever the hostname looks like. By default the
-    /// endpoint decides ([`Endpoint::is_dsql`]).
-    pub fn dsql(mut self, dsql: bool) -> Self {
-        self.dsql = Some(dsql);
-        self
-    }
-
-    /// How long the tokens are valid: default 900 s; at most 900 s for RDS and one week for
-    /// Aurora DSQL, checked by [`build`](Self::build).
-    pub fn token_lifetime(mut self, lifetime: Duration) -> Self {
-        self.token_lifetime = Some(lifetime);
-        self
-    }
-
-    /// The longest random wait before the retry that follows a rejected token; default
-    /// [`DEFAULT_RETRY_JITTER`], at most half the pool's acquire timeout; zero to retry at
-    /// once.
-    pub fn retry_jitter(mut self, bound: Duration) -> Self {
-        self.retry_jitter = bound;
-        self
-    }
-
     /// sqlx's pool options (`PgPoolOptions` / `MySqlPoolOptions`): sizes, timeouts,
     /// callbacks. Default: `PoolOptions::new()`. For Aurora DSQL, a `max_lifetime` over
     /// [`DSQL_RECOMMENDED_MAX_LIFETIME`] (or none) is lowered to it: DSQL closes connections
     /// after 60 minutes.
     pub fn pool_options(mut self, options: PoolOptions<DB>) -> Self {
-        self.pool_options = Some(options);
+        self.setup.pool_options = Some(options);
         self
     }
 
@@ -428,83 +366,39 @@ impl<DB: IamDatabase> IamPoolBuilder<DB> {
     /// Signs (or takes from the cache) the first token.
     ///
     /// # Errors
-    /// An endpoint with a dial address ([`Error::DialAddressNotSupported`]); a region that
-    /// is invalid or cannot be inferred, an invalid user name, a token lifetime beyond the
-    /// service's maximum; a DSQL endpoint with MySQL; an empty [`TrustStore`]
-    /// ([`Error::EmptyTrustStore`]); the cache's errors for the first token.
-    pub async fn build_lazy(mut self) -> Result<IamPool<DB>> {
-        if self.endpoint.is_tunnelled() {
-            let (host, port) = self.endpoint.dial_address();
-            return Err(Error::DialAddressNotSupported {
-                host: self.endpoint.host().to_owned(),
-                dial: format!("{host}:{port}"),
-            });
-        }
-        let request = self.token_request()?;
-        let dsql = matches!(
-            request.action(),
-            Action::DsqlConnect | Action::DsqlConnectAdmin
-        );
-        if dsql && DB::ENGINE != Engine::Postgres {
-            return Err(Error::InvalidSetting {
-                name: "dsql",
-                reason: "Aurora DSQL speaks PostgreSQL only: build an IamPgPool",
-            });
-        }
-        if dsql && self.database.is_none() {
-            self.database = Some("postgres".to_owned());
-        }
-        if self.trust.is_empty() {
-            return Err(Error::EmptyTrustStore);
-        }
-        let mut pool_options = self.pool_options.take().unwrap_or_default();
-        if dsql {
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput): an endpoint with a dial
+    /// address, a connect timeout or a login bound (sqlx has none of them), a region that is
+    /// invalid or cannot be inferred, an invalid user name, a token lifetime beyond the
+    /// service's maximum, a DSQL endpoint with MySQL, an empty trust store; the cache's
+    /// errors for the first token.
+    pub async fn build_lazy(self) -> Result<IamPool<DB>> {
+        let PoolSetup {
+            cache,
+            pool_options,
+        } = self.setup;
+        let mut pool_options = pool_options.unwrap_or_default();
+        let login = self
+            .settings
+            .login(DB::ENGINE, <IamPool<DB> as login::sealed::FrontEnd>::HONOURS)?
+            // The retry's wait counts in sqlx's acquire timeout.
+            .cap_retry_jitter(pool_options.get_acquire_timeout());
+        if login.is_dsql() {
             pool_options = dsql_max_lifetime(pool_options);
         }
-        let base = DB::base_options(
-            Common {
-                endpoint: &self.endpoint,
-                user: &self.user,
-                database: self.database.as_deref(),
-                trust: &self.trust,
-            },
-            &self.settings,
-        );
-        let token = self.cache.get(&request).await?;
+        let base = DB::base_options(&login);
+        let token = cache.get(&login.request).await?;
         let pool = pool_options.connect_lazy_with(DB::with_password(&base, token.expose()));
         let shared = Arc::new(Shared {
             pool,
-            cache: self.cache,
-            request,
-            endpoint: self.endpoint,
+            cache,
+            login,
             base,
             installed: tokio::sync::Mutex::new(token),
-            retry_jitter: self.retry_jitter,
             refresher: Mutex::new(None),
         });
         let task = refresher::spawn(Arc::downgrade(&shared));
         *shared.refresher.lock().expect("not poisoned: just created") = Some(task);
         Ok(IamPool { shared })
-    }
-
-    /// The request for the endpoint's kind (or the explicit [`dsql`](Self::dsql) choice).
-    fn token_request(&self) -> Result<TokenRequest> {
-        crate::connector::login_token_request(
-            &self.endpoint,
-            &self.user,
-            self.dsql,
-            self.region.as_deref(),
-            self.token_lifetime,
-        )
-    }
-}
-
-#[cfg(feature = "sqlx-0_9-postgres")]
-impl IamPoolBuilder<sqlx::Postgres> {
-    /// `application_name`, shown in `pg_stat_activity` and the server log.
-    pub fn application_name(mut self, name: impl Into<String>) -> Self {
-        self.settings.application_name = Some(name.into());
-        self
     }
 }
 
@@ -522,30 +416,13 @@ impl<DB: IamDatabase> fmt::Debug for IamPool<DB> {
         let shared = &*self.shared;
         f.debug_struct("IamPool")
             .field("engine", &DB::ENGINE)
-            .field("endpoint", &shared.endpoint)
-            .field("user", &shared.request.user())
-            .field("region", &shared.request.region().as_str())
-            .field("action", &shared.request.action())
+            .field("endpoint", &shared.login.endpoint)
+            .field("user", &shared.login.request.user())
+            .field("region", &shared.login.request.region().as_str())
+            .field("action", &shared.login.request.action())
             .field("size", &shared.pool.size())
             .field("num_idle", &shared.pool.num_idle())
             .field("closed", &shared.pool.is_closed())
-            .finish_non_exhaustive()
-    }
-}
-
-impl<DB: IamDatabase> fmt::Debug for IamPoolBuilder<DB> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("IamPoolBuilder")
-            .field("engine", &DB::ENGINE)
-            .field("endpoint", &self.endpoint)
-            .field("user", &self.user)
-            .field("database", &self.database)
-            .field("region", &self.region)
-            .field("trust", &self.trust)
-            .field("dsql", &self.dsql)
-            .field("token_lifetime", &self.token_lifetime)
-            .field("pool_options", &self.pool_options)
-            .field("settings", &self.settings)
             .finish_non_exhaustive()
     }
 }
@@ -558,34 +435,30 @@ mod tests {
 
     #[cfg(feature = "sqlx-0_9-postgres")]
     fn cache() -> TokenCache {
-        use crate::generator::TokenGenerator;
+        use crate::token::TokenGenerator;
         use aws_credential_types::Credentials;
         let credentials = Credentials::new("AKIDEXAMPLE", "secret", None, None, "test");
         TokenCache::new(TokenGenerator::new(credentials))
     }
 
-    fn common<'a>(endpoint: &'a Endpoint, trust: &'a TrustStore) -> Common<'a> {
-        Common {
-            endpoint,
-            user: "iam_user",
-            database: Some("appdb"),
-            trust,
-        }
+    fn login(port: u16, application_name: Option<&str>) -> Login {
+        let endpoint = Endpoint::new(HOST, port).unwrap();
+        let mut settings = login::Settings::new(endpoint, "iam_user".to_owned());
+        settings.database = Some("appdb".to_owned());
+        settings.application_name = application_name.map(str::to_owned);
+        settings
+            .login(crate::Engine::Postgres, Honours::ALL)
+            .unwrap()
     }
 
     #[cfg(feature = "sqlx-0_9-postgres")]
     #[test]
     fn postgres_options_verify_the_signing_name_and_hold_no_password() {
         use sqlx::postgres::PgSslMode;
-        let endpoint = Endpoint::new(HOST, 6432).unwrap();
-        let trust = TrustStore::aws_default();
-        let settings = engine::PgSettings {
-            application_name: Some("billing".into()),
-        };
-        let o = <sqlx::Postgres as engine::sealed::IamDatabase>::base_options(
-            common(&endpoint, &trust),
-            &settings,
-        );
+        let o = <sqlx::Postgres as engine::sealed::IamDatabase>::base_options(&login(
+            6432,
+            Some("billing"),
+        ));
         assert!(matches!(o.get_ssl_mode(), PgSslMode::VerifyFull));
         assert_eq!((o.get_host(), o.get_port()), (HOST, 6432));
         assert_eq!(o.get_username(), "iam_user");
@@ -599,12 +472,7 @@ mod tests {
     #[test]
     fn mysql_options_verify_the_identity() {
         use sqlx::mysql::MySqlSslMode;
-        let endpoint = Endpoint::new(HOST, 3306).unwrap();
-        let trust = TrustStore::aws_default();
-        let o = <sqlx::MySql as engine::sealed::IamDatabase>::base_options(
-            common(&endpoint, &trust),
-            &(),
-        );
+        let o = <sqlx::MySql as engine::sealed::IamDatabase>::base_options(&login(3306, None));
         assert!(matches!(o.get_ssl_mode(), MySqlSslMode::VerifyIdentity));
         assert_eq!((o.get_host(), o.get_port()), (HOST, 3306));
         assert_eq!(o.get_database(), Some("appdb"));
@@ -625,12 +493,13 @@ mod tests {
         .into();
         let b =
             IamPgPool::builder_from_vars(cache(), |k| vars.get(k).map(|v| v.to_string())).unwrap();
-        assert_eq!((b.endpoint.host(), b.endpoint.port()), (HOST, 6432));
-        assert_eq!(b.user, "iam_user");
-        assert_eq!(b.database.as_deref(), Some("appdb"));
-        let request = b.token_request().unwrap();
+        let s = &b.settings;
+        assert_eq!((s.endpoint.host(), s.endpoint.port()), (HOST, 6432));
+        assert_eq!(s.user, "iam_user");
+        assert_eq!(s.database.as_deref(), Some("appdb"));
+        let request = s.token_request().unwrap();
         assert_eq!(request.region().as_str(), "eu-west-1");
-        assert_eq!(request.action(), Action::RdsConnect);
+        assert_eq!(request.action(), crate::token::Action::RdsConnect);
     }
 
     #[test]

@@ -24,7 +24,7 @@ async fn run<DB: IamDatabase>(weak: Weak<Shared<DB>>) {
     loop {
         let Some(shared) = weak.upgrade() else { return };
         // Subscribed before the round: a change during it wakes the next wait at once.
-        let changed = shared.cache.changed(&shared.request);
+        let changed = shared.cache.changed(&shared.login.request);
         let closed = shared.pool.close_event();
         let wait = match shared.install_current().await {
             Ok(_) => shared.until_refresh(),

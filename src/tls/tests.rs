@@ -9,6 +9,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use super::*;
+use crate::error::Error;
 use rustls_pki_types::pem;
 use std::io;
 
@@ -224,7 +225,7 @@ fn a_missing_file_names_the_path_and_chains_the_io_error() {
     let err = TrustStore::empty()
         .with_ca_file("/nonexistent/rds-ca.pem")
         .unwrap_err();
-    let Error::CaFile { path, source } = &err else {
+    let Detail::CaFile { path, source } = err.detail() else {
         panic!("{err:?}")
     };
     assert_eq!(path, Path::new("/nonexistent/rds-ca.pem"));
@@ -242,7 +243,7 @@ fn text_without_pem_blocks_has_no_certificates() {
         .with_ca_pem(b"this is not PEM at all\n")
         .unwrap_err();
     assert!(
-        matches!(err, Error::NoCaCertificates { path: None }),
+        matches!(err.detail(), Detail::NoCaCertificates { path: None }),
         "{err:?}"
     );
     assert!(
@@ -256,7 +257,7 @@ fn text_without_pem_blocks_has_no_certificates() {
 fn a_private_key_alone_has_no_certificates() {
     let key = KeyPair::generate().unwrap().serialize_pem();
     let err = TrustStore::empty().with_ca_pem(key.as_bytes()).unwrap_err();
-    assert!(matches!(err, Error::NoCaCertificates { .. }), "{err:?}");
+    assert!(matches!(err.detail(), Detail::NoCaCertificates { .. }), "{err:?}");
     assert!(err.to_string().contains("private key"), "{err}");
 }
 
@@ -264,7 +265,7 @@ fn a_private_key_alone_has_no_certificates() {
 fn broken_base64_is_invalid_pem() {
     let pem = b"-----BEGIN CERTIFICATE-----\nnot*base64!\n-----END CERTIFICATE-----\n";
     let err = TrustStore::empty().with_ca_pem(pem).unwrap_err();
-    let Error::InvalidCaPem { source, .. } = &err else {
+    let Detail::InvalidCaPem { source, .. } = err.detail() else {
         panic!("{err:?}")
     };
     let source = source
@@ -282,11 +283,11 @@ fn a_truncated_file_is_invalid_pem_and_names_the_file() {
     std::fs::write(&path, &EXAMPLE_CA[..EXAMPLE_CA.len() - 30]).unwrap();
     let err = TrustStore::empty().with_ca_file(&path).unwrap_err();
     std::fs::remove_dir_all(&dir).unwrap();
-    let Error::InvalidCaPem {
+    let Detail::InvalidCaPem {
         path: Some(p),
         source,
         ..
-    } = &err
+    } = err.detail()
     else {
         panic!("{err:?}")
     };
@@ -310,7 +311,7 @@ fn a_block_that_is_not_x509_is_rejected_and_nothing_is_added() {
     );
     let err = TrustStore::empty().with_ca_pem(&pem).unwrap_err();
     assert!(
-        matches!(err, Error::InvalidCaCertificate { index: 2, .. }),
+        matches!(err.detail(), Detail::InvalidCaCertificate { index: 2, .. }),
         "{err:?}"
     );
     assert!(err.source().is_some());

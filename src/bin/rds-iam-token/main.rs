@@ -32,7 +32,8 @@ use clap::{Args, Parser, Subcommand};
 #[cfg(feature = "doctor")]
 mod doctor;
 use rds_iam_auth::policy::{DsqlClusterArn, RdsDbUserArn, dsql_connect_policy, rds_connect_policy};
-use rds_iam_auth::{Endpoint, FixedClock, TokenGenerator, TokenRequest};
+use rds_iam_auth::clock::FixedClock;
+use rds_iam_auth::{Endpoint, TokenGenerator, TokenRequest};
 
 /// Shown after the flags of `rds-iam-token --help`.
 const TOKEN_EXAMPLES: &str = "\
@@ -198,13 +199,11 @@ async fn token(args: &TokenArgs) -> Result<String, String> {
     }
     let request = request.build().map_err(|e| explain(&e))?;
 
-    let generator = TokenGenerator::from_env_for_region(request.region())
-        .await
-        .map_err(|e| explain(&e))?;
-    let generator = match &args.signing_time {
-        Some(at) => generator.with_clock(FixedClock::new(parse_rfc3339(at)?)),
-        None => generator,
-    };
+    let mut generator = TokenGenerator::builder_from_env(Some(request.region()));
+    if let Some(at) = &args.signing_time {
+        generator = generator.clock(FixedClock::new(parse_rfc3339(at)?));
+    }
+    let generator = generator.build();
     let token = generator
         .generate(&request)
         .await

@@ -9,7 +9,6 @@
 //! address or a tunnel (`hostaddr`).
 
 use std::fmt;
-use std::net::IpAddr;
 
 use tokio::task::JoinHandle;
 use tokio_postgres::Client;
@@ -17,10 +16,10 @@ use tokio_postgres::config::SslMode;
 use tokio_postgres::error::SqlState;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use crate::connector::sealed::{self, CommonSettings};
-use crate::connector::{Connector, ConnectorBuilder, Driver};
-use crate::endpoint::Endpoint;
-use crate::error::{Engine, Result};
+use super::{Connector, ConnectorBuilder, Dial, Driver, sealed};
+use crate::engine::Engine;
+use crate::error::Result;
+use crate::login::Login;
 use crate::tls::client_config;
 use crate::token::IamAuthToken;
 
@@ -67,14 +66,10 @@ pub type PgConnector = Connector<Postgres>;
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub type PgConnectorBuilder = ConnectorBuilder<Postgres>;
 
-/// Settings only PostgreSQL has.
-#[derive(Debug, Clone, Default)]
-pub struct PgSettings {
-    application_name: Option<String>,
-}
-
-/// The tokio-postgres configuration without a password, and the TLS connector.
+/// The tokio-postgres configuration without a password or a port, and the TLS connector.
 pub struct PgOptions {
+    /// The signing hostname: the TLS name of every address dialled.
+    host: String,
     config: tokio_postgres::Config,
     tls: MakeRustlsConnect,
 }
@@ -92,43 +87,50 @@ impl Driver for Postgres {
     type Connection = Client;
 }
 
+impl crate::login::sealed::PostgresFrontEnd for Connector<Postgres> {}
+
 impl sealed::Driver for Postgres {
     const ENGINE: Engine = Engine::Postgres;
+    const CONNECTOR: &'static str = "PgConnector";
     const PING_BEFORE_REUSE: bool = false;
-    type Settings = PgSettings;
     type Options = PgOptions;
     type Login = (Client, JoinHandle<()>);
     type Error = tokio_postgres::Error;
 
-    fn options(common: CommonSettings<'_>, settings: &PgSettings) -> PgOptions {
+    fn options(login: &Login) -> PgOptions {
         let mut config = tokio_postgres::Config::new();
         config
-            // The TLS name. The port (and `hostaddr` when tunnelled) are added per connection:
+            // The TLS name. The port (and `hostaddr` when tunnelled) are added per attempt:
             // tokio-postgres appends to these lists rather than replacing them.
-            .host(common.endpoint.host())
-            .user(common.user)
+            .host(login.endpoint.host())
+            .user(login.request.user())
             // `require`, never `prefer`: `prefer` continues in plaintext when the server (or
             // whoever answers in its place) declines TLS, and the token would follow.
-            .ssl_mode(SslMode::Require)
-            .connect_timeout(common.connect_timeout);
-        if let Some(db) = common.database {
+            .ssl_mode(SslMode::Require);
+        if let Some(timeout) = login.connect_timeout {
+            config.connect_timeout(timeout);
+        }
+        if let Some(db) = &login.database {
             config.dbname(db);
         }
-        if let Some(name) = &settings.application_name {
+        if let Some(name) = &login.application_name {
             config.application_name(name);
         }
-        let tls = MakeRustlsConnect::new((*client_config(common.trust)).clone());
-        PgOptions { config, tls }
+        let tls = MakeRustlsConnect::new((*client_config(&login.trust)).clone());
+        PgOptions {
+            host: login.endpoint.host().to_owned(),
+            config,
+            tls,
+        }
     }
 
     async fn attempt(
         options: &PgOptions,
-        endpoint: &Endpoint,
-        dial_ips: Option<Vec<IpAddr>>,
+        dial: Dial,
         token: &IamAuthToken,
     ) -> Result<(Client, JoinHandle<()>), tokio_postgres::Error> {
         let mut config = options.config.clone();
-        set_dial_address(&mut config, endpoint, dial_ips);
+        set_dial_address(&mut config, &options.host, dial);
         config.password(token.expose());
         let connected = config.connect(options.tls.clone()).await;
         // The config held a copy of the token: gone before anything else happens.
@@ -171,19 +173,15 @@ impl sealed::Driver for Postgres {
 }
 
 /// tokio-postgres takes the TLS name from `host` and the TCP address from `hostaddr`.
-fn set_dial_address(
-    config: &mut tokio_postgres::Config,
-    endpoint: &Endpoint,
-    dial_ips: Option<Vec<IpAddr>>,
-) {
-    config.port(endpoint.dial_address().1);
+fn set_dial_address(config: &mut tokio_postgres::Config, tls_name: &str, dial: Dial) {
+    config.port(dial.port);
     // One `host` per `hostaddr`: tokio-postgres pairs them by position and tries each in turn.
-    let mut ips = dial_ips.into_iter().flatten();
+    let mut ips = dial.ips.into_iter().flatten();
     if let Some(first) = ips.next() {
         config.hostaddr(first);
     }
     for ip in ips {
-        config.host(endpoint.host()).hostaddr(ip);
+        config.host(tls_name).hostaddr(ip);
     }
 }
 
@@ -195,21 +193,13 @@ impl Connector<Postgres> {
     }
 }
 
-impl ConnectorBuilder<Postgres> {
-    /// `application_name`, shown in `pg_stat_activity` and the server log.
-    pub fn application_name(mut self, name: impl Into<String>) -> Self {
-        self.settings.application_name = Some(name.into());
-        self
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::cache::TokenCache;
-    use crate::error::Error;
-    use crate::generator::TokenGenerator;
+    use crate::endpoint::Endpoint;
     use crate::tls::TrustStore;
+    use crate::token::TokenGenerator;
     use aws_credential_types::Credentials;
     use std::collections::HashMap;
     use std::time::Duration;
@@ -276,14 +266,14 @@ mod tests {
 
     #[test]
     fn a_tunnel_dials_its_ips_and_keeps_the_tls_name() {
-        let endpoint = Endpoint::new(HOST, 5432)
-            .unwrap()
-            .with_dial_address("127.0.0.1", 15432)
-            .unwrap();
         let mut config = tokio_postgres::Config::new();
         config.host(HOST);
         let ips = vec!["127.0.0.1".parse().unwrap(), "::1".parse().unwrap()];
-        set_dial_address(&mut config, &endpoint, Some(ips.clone()));
+        let dial = Dial {
+            port: 15432,
+            ips: Some(ips.clone()),
+        };
+        set_dial_address(&mut config, HOST, dial);
         assert_eq!(config.get_hostaddrs(), ips);
         assert_eq!(config.get_hosts().len(), 2, "one TLS name per address");
         assert_eq!(config.get_ports(), [15432]);
@@ -296,7 +286,8 @@ mod tests {
             .trust(TrustStore::empty())
             .build()
             .unwrap_err();
-        assert!(matches!(e, Error::EmptyTrustStore), "{e:?}");
+        assert_eq!(e.setting(), Some("trust"), "{e:?}");
+        assert!(e.to_string().contains("holds no CA certificate"), "{e}");
     }
 
     #[test]

@@ -19,15 +19,13 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::net::IpAddr;
 
 use mysql_async::prelude::{AsQuery, Queryable, StatementLike};
 use mysql_async::{Conn, Opts, OptsBuilder, SslOpts};
 
-use crate::connector::sealed::{self, CommonSettings};
-use crate::connector::{Connector, ConnectorBuilder, Driver};
-use crate::endpoint::Endpoint;
-use crate::error::Engine;
+use super::{Connector, ConnectorBuilder, Dial, Driver, sealed};
+use crate::engine::Engine;
+use crate::login::Login;
 use crate::tls::{TrustStore, install_default_crypto_provider};
 use crate::token::IamAuthToken;
 
@@ -86,37 +84,33 @@ impl Driver for MySql {
 
 impl sealed::Driver for MySql {
     const ENGINE: Engine = Engine::MySql;
+    const CONNECTOR: &'static str = "MySqlConnector";
     /// mysql_async notices a dead peer only at the next command.
     const PING_BEFORE_REUSE: bool = true;
-    type Settings = ();
     /// Its TLS options carry mysql_async's cached TLS connector: built on the first
     /// connection, shared by every later one (and by clones of the options).
     type Options = Opts;
     type Login = MySqlConnection;
     type Error = mysql_async::Error;
 
-    fn options(common: CommonSettings<'_>, _: &()) -> Opts {
+    fn options(login: &Login) -> Opts {
         install_default_crypto_provider();
         base_opts(
-            common.endpoint,
-            common.user,
-            common.database.map(str::to_owned),
-            common.trust,
+            login.endpoint.host(),
+            login.request.user(),
+            login.database.clone(),
+            &login.trust,
         )
     }
 
     async fn attempt(
         options: &Opts,
-        _: &Endpoint,
-        dial_ips: Option<Vec<IpAddr>>,
+        dial: Dial,
         token: &IamAuthToken,
     ) -> Result<MySqlConnection, mysql_async::Error> {
-        // The host stays the signing hostname (the TLS name); a tunnel only adds the IPs
-        // that TCP goes to.
-        let opts = OptsBuilder::from_opts(options.clone())
-            .resolved_ips(dial_ips)
-            .pass(Some(token.expose()));
-        Conn::new(opts).await.map(MySqlConnection)
+        Conn::new(attempt_opts(options, dial, token))
+            .await
+            .map(MySqlConnection)
     }
 
     fn is_rejected(error: &mysql_async::Error) -> bool {
@@ -281,9 +275,19 @@ impl fmt::Debug for MySqlConnection {
     }
 }
 
-/// Everything the connection needs but the password and a tunnel's IPs.
+/// One attempt's options: the host stays the signing hostname (the TLS name); the port and a
+/// tunnel's IPs are where TCP goes.
+fn attempt_opts(options: &Opts, dial: Dial, token: &IamAuthToken) -> Opts {
+    OptsBuilder::from_opts(options.clone())
+        .tcp_port(dial.port)
+        .resolved_ips(dial.ips)
+        .pass(Some(token.expose()))
+        .into()
+}
+
+/// Everything the connection needs but the password and where to dial.
 fn base_opts(
-    endpoint: &Endpoint,
+    host: &str,
     user: &str,
     database: Option<String>,
     trust: &TrustStore,
@@ -304,10 +308,8 @@ fn base_opts(
         // Only the TrustStore: mysql_async would otherwise add the webpki (Mozilla) roots.
         .with_disable_built_in_roots(true);
     OptsBuilder::default()
-        // The TLS name (mysql_async verifies the certificate against it); the port is the
-        // dialled one, which is the signing port unless tunnelled.
-        .ip_or_hostname(endpoint.host())
-        .tcp_port(endpoint.dial_address().1)
+        // The TLS name (mysql_async verifies the certificate against it).
+        .ip_or_hostname(host)
         .user(Some(user))
         .db_name(database)
         // Set TLS options make TLS mandatory: a greeting without CLIENT_SSL is an error
@@ -326,7 +328,8 @@ fn base_opts(
 mod tests {
     use super::*;
     use crate::cache::TokenCache;
-    use crate::generator::TokenGenerator;
+    use crate::endpoint::Endpoint;
+    use crate::token::TokenGenerator;
     use aws_credential_types::Credentials;
     use std::collections::HashMap;
 
@@ -374,7 +377,20 @@ mod tests {
         assert_eq!(ssl.tls_hostname_override(), None);
         assert_eq!(ssl.root_certs().len(), trust.len());
         assert_eq!(opts.ip_or_hostname(), HOST, "the TLS name");
-        assert_eq!(opts.tcp_port(), 13306, "the dialled port");
+        let ips = vec!["127.0.0.1".parse().unwrap()];
+        let token = IamAuthToken::new(
+            "token".to_owned(),
+            std::time::UNIX_EPOCH,
+            std::time::UNIX_EPOCH,
+        );
+        let dial = Dial {
+            port: 13306,
+            ips: Some(ips.clone()),
+        };
+        let attempt = attempt_opts(opts, dial, &token);
+        assert_eq!(attempt.ip_or_hostname(), HOST, "still the TLS name");
+        assert_eq!(attempt.tcp_port(), 13306, "the dialled port");
+        assert_eq!(attempt.resolved_ips().as_deref(), Some(&ips[..]));
         assert!(opts.enable_cleartext_plugin());
         assert!(!opts.prefer_socket());
         assert_eq!(opts.socket(), None);

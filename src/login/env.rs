@@ -1,10 +1,11 @@
 //! Connection settings from the environment, under the names of AWS's Lambda samples.
 
 use crate::endpoint::Endpoint;
-use crate::error::{Engine, Error, Result};
+use crate::engine::Engine;
+use crate::error::{Detail, Error, Result};
 
-/// Environment variable names read by the connectors' `builder_from_env` (those of the AWS
-/// Lambda samples for RDS IAM authentication).
+/// Environment variable names read by every front end's `builder_from_env` (those of the
+/// AWS Lambda samples for RDS IAM authentication): the endpoint, `host` or `host:port`.
 pub const ENV_ENDPOINT: &str = "DBEndPoint";
 /// The database name variable, see [`ENV_ENDPOINT`].
 pub const ENV_DATABASE: &str = "DatabaseName";
@@ -33,9 +34,12 @@ pub(crate) fn settings_from_vars(
     engine: Engine,
     var: impl Fn(&str) -> Option<String>,
 ) -> Result<EnvSettings> {
-    let invalid = |name, reason: &str| Error::InvalidEnvVar {
-        name,
-        reason: reason.to_owned(),
+    let invalid = |name, reason: &str| -> Error {
+        Detail::InvalidEnvVar {
+            name,
+            reason: reason.to_owned(),
+        }
+        .into()
     };
     let endpoint = var(ENV_ENDPOINT)
         .filter(|v| !v.trim().is_empty())
@@ -179,6 +183,7 @@ mod tests {
             &[("DBEndPoint", "10.0.0.1"), ("DBUserName", "u")],
         )
         .unwrap_err();
-        assert!(matches!(e, Error::IpAddressAsSigningHost { .. }), "{e:?}");
+        assert_eq!(e.setting(), Some("hostname"), "{e:?}");
+        assert!(e.to_string().contains("is an IP address"), "{e:?}");
     }
 }

@@ -4,7 +4,7 @@ use std::hash::{Hash, Hasher};
 use std::time::Duration;
 
 use crate::endpoint::Endpoint;
-use crate::error::{Error, Result};
+use crate::error::{Detail, Result};
 use crate::region::Region;
 
 /// The longest lifetime RDS accepts for an IAM auth token.
@@ -215,7 +215,7 @@ impl TokenRequestBuilder {
 }
 
 fn validate_user(user: &str) -> Result<()> {
-    let invalid = |reason: String| Err(Error::InvalidUser { reason });
+    let invalid = |reason: String| Err(Detail::InvalidUser { reason }.into());
     if user.is_empty() {
         return invalid("it is empty".into());
     }
@@ -235,11 +235,11 @@ fn validate_expiry(action: Action, requested: Option<Duration>) -> Result<Durati
     let requested = requested.unwrap_or(RDS_MAX_EXPIRY);
     let whole = Duration::from_secs(requested.as_secs());
     if whole.is_zero() || whole > action.max_expiry() {
-        return Err(Error::InvalidExpiry {
+        return Err(Detail::InvalidExpiry {
             requested,
             max: action.max_expiry(),
             service: action.service(),
-        });
+        }.into());
     }
     Ok(whole)
 }
@@ -265,7 +265,7 @@ mod tests {
     fn no_region_is_an_error_not_us_east_1() {
         let e = Endpoint::new("db.internal.example.com", 5432).unwrap();
         let err = TokenRequest::rds(&e, "u").build().unwrap_err();
-        assert!(matches!(err, Error::RegionNotFound { .. }));
+        assert!(matches!(err.detail(), Detail::RegionNotFound { .. }));
         assert!(err.to_string().contains(".region("), "{err}");
     }
 
@@ -275,7 +275,7 @@ mod tests {
             .region("useast1")
             .build()
             .unwrap_err();
-        assert!(matches!(err, Error::InvalidRegion { .. }));
+        assert!(matches!(err.detail(), Detail::InvalidRegion { .. }));
     }
 
     #[test]
@@ -283,8 +283,8 @@ mod tests {
         let build = |a: TokenRequestBuilder, s| a.expires_in(Duration::from_secs(s)).build();
         assert!(build(TokenRequest::rds(&endpoint(), "u"), 900).is_ok());
         assert!(matches!(
-            build(TokenRequest::rds(&endpoint(), "u"), 901),
-            Err(Error::InvalidExpiry { .. })
+            build(TokenRequest::rds(&endpoint(), "u"), 901).as_ref().map_err(crate::Error::detail),
+            Err(&Detail::InvalidExpiry { .. })
         ));
         assert!(build(TokenRequest::rds(&endpoint(), "u"), 0).is_err());
         let dsql = Endpoint::new("abc.dsql.us-east-1.on.aws", 5432).unwrap();
@@ -306,7 +306,7 @@ mod tests {
         let long = TokenRequest::rds(&endpoint(), "x".repeat(129))
             .build()
             .unwrap_err();
-        assert!(matches!(long, Error::InvalidUser { .. }));
+        assert!(matches!(long.detail(), Detail::InvalidUser { .. }));
         assert!(
             TokenRequest::rds(&endpoint(), "x".repeat(128))
                 .build()

@@ -1,15 +1,4 @@
-//! Aurora DSQL: retrying transactions that lost an optimistic-concurrency conflict.
-//!
-//! DSQL takes no locks: it checks for conflicts at commit and aborts the loser with SQLSTATE
-//! `40001` (serialization failure), the message naming the conflict (`OC000`: another
-//! transaction changed the same rows; `OC001`: the schema changed under the transaction).
-//! The transaction did nothing and can simply be run again: [`retry_occ`] does that, with
-//! bounded exponential backoff and full jitter, and retries nothing else.
-//!
-//! The connection side (tokens that follow the endpoint, `DbConnectAdmin` for `admin`, the
-//! `postgres` database, pools retiring connections before DSQL's 60-minute session limit, a
-//! bound on concurrent logins) is in the [`Connector`](crate::Connector) and the pools: give
-//! them a DSQL endpoint ([`Endpoint::dsql_cluster`](crate::Endpoint::dsql_cluster)).
+//! Retrying transactions that lost an optimistic-concurrency conflict ([`retry_occ`]).
 
 use std::fmt;
 use std::future::Future;
@@ -42,7 +31,7 @@ impl OccConflict for crate::Error {
 /// A boxed error (what `?` makes of any error in a closure returning `Result<_, BoxError>`)
 /// is a conflict when a `tokio_postgres::Error` in its chain of sources is: a pool's error,
 /// this crate's [`Error`](crate::Error) or the driver's own.
-impl OccConflict for crate::BoxError {
+impl OccConflict for Box<dyn std::error::Error + Send + Sync> {
     fn is_occ_conflict(&self) -> bool {
         chain_has_conflict(&**self)
     }

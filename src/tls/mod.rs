@@ -30,7 +30,7 @@ use rustls::{ClientConfig, RootCertStore};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
-use crate::error::{Error, Result};
+use crate::error::{Detail, Result};
 
 #[cfg(test)]
 mod tests;
@@ -38,7 +38,7 @@ mod tests;
 /// The embedded default bundle. PEM rather than pre-decoded DER or generated Rust: it is
 /// reviewable in a diff, and parsing it once costs well under a millisecond (see the
 /// `cold_start_figures` test), which `AWS_DEFAULT` then caches for the life of the process.
-const AWS_CA_BUNDLE_PEM: &[u8] = include_bytes!("tls/aws-ca-bundle.pem");
+const AWS_CA_BUNDLE_PEM: &[u8] = include_bytes!("aws-ca-bundle.pem");
 
 /// Built on first use, then shared: a Lambda that never connects pays nothing, one that does
 /// pays once per cold start.
@@ -74,7 +74,7 @@ static PROVIDER: LazyLock<Arc<CryptoProvider>> =
 ///
 /// ```
 /// # use rds_iam_auth::TrustStore;
-/// # let my_ca_pem = include_bytes!("../tests/data/example-ca.pem");
+/// # let my_ca_pem = include_bytes!("../../tests/data/example-ca.pem");
 /// // Trust the AWS CAs and a private CA (for a database behind a TLS-terminating proxy).
 /// let trust = TrustStore::aws_default().with_ca_pem(my_ca_pem)?;
 /// assert_eq!(trust.len(), TrustStore::aws_default().len() + 1);
@@ -127,7 +127,7 @@ impl TrustStore {
     /// [`with_ca_pem`](Self::with_ca_pem).
     pub fn with_ca_file(self, path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let pem = std::fs::read(path).map_err(|source| Error::CaFile {
+        let pem = std::fs::read(path).map_err(|source| Detail::CaFile {
             path: path.to_owned(),
             source,
         })?;
@@ -186,21 +186,21 @@ impl TrustStore {
     fn add_pem(self, pem: &[u8], path: Option<&Path>) -> Result<Self> {
         let certs = CertificateDer::pem_slice_iter(pem)
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|source| Error::InvalidCaPem {
+            .map_err(|source| Detail::InvalidCaPem {
                 path: path.map(Path::to_owned),
                 source: Box::new(source),
             })?;
         if certs.is_empty() {
-            return Err(Error::NoCaCertificates {
+            return Err(Detail::NoCaCertificates {
                 path: path.map(Path::to_owned),
-            });
+            }.into());
         }
         // All or nothing: validate into a copy, so a bad certificate leaves no half-added set.
         let mut roots = (*self.roots).clone();
         for (i, cert) in certs.iter().enumerate() {
             roots
                 .add(cert.clone())
-                .map_err(|source| Error::InvalidCaCertificate {
+                .map_err(|source| Detail::InvalidCaCertificate {
                     path: path.map(Path::to_owned),
                     index: i + 1,
                     source: Box::new(source),

@@ -1,31 +1,75 @@
 //! What a failed connection most likely means, in words a user can act on.
 //!
 //! Drivers report the same few failures in many shapes (a `rustls::Error` inside an
-//! `io::Error` inside the driver's own error...). The message of
-//! [`Error::Connect`](crate::Error::Connect) names the one cause found in that chain, once,
-//! with the hint that fits it.
+//! `io::Error` inside the driver's own error...). The
+//! message of a failed connection names the one cause found in that chain, once, with the
+//! hint that fits it, and says whether TLS stopped the login.
 
 use std::error::Error as StdError;
 use std::io;
 
-use crate::error::chain;
+use crate::error::{ServerCode, chain};
+
+/// What a driver's error most likely means.
+#[derive(Debug)]
+pub(crate) struct Diagnosis {
+    /// The hint for the first recognizable cause (`None`: nothing recognized).
+    pub(crate) hint: Option<&'static str>,
+    /// TLS stopped the login (a refused certificate, a server without TLS): no token sent.
+    pub(crate) tls: bool,
+    /// The server's code, if it answered with one.
+    pub(crate) code: Option<ServerCode>,
+}
+
+/// Reads `error`'s chain: the first recognizable cause and the server's code.
+pub(crate) fn diagnose(error: &(dyn StdError + 'static)) -> Diagnosis {
+    let tls = chain(error).find_map(|e| tls_hint(e).or_else(|| driver_hint(e)));
+    let other = || {
+        chain(error).find_map(|e| io_hint(e).or_else(|| connection_limit_hint(e)))
+    };
+    Diagnosis {
+        tls: tls.is_some(),
+        hint: tls.or_else(other),
+        code: chain(error).find_map(server_code),
+    }
+}
 
 /// The hint for the first recognizable cause in `error`'s chain.
-pub(crate) fn connect_hint(error: &(dyn StdError + 'static)) -> &'static str {
-    chain(error)
-        .find_map(|e| {
-            tls_hint(e)
-                .or_else(|| io_hint(e))
-                .or_else(|| driver_hint(e))
-                .or_else(|| connection_limit_hint(e))
-        })
-        .unwrap_or("see the cause")
+#[cfg(test)]
+fn connect_hint(error: &(dyn StdError + 'static)) -> &'static str {
+    diagnose(error).hint.unwrap_or("see the cause")
+}
+
+/// The server's SQLSTATE or MySQL error number, from whichever driver's error this is.
+fn server_code(error: &(dyn StdError + 'static)) -> Option<ServerCode> {
+    #[cfg(feature = "postgres")]
+    if let Some(code) = error
+        .downcast_ref::<tokio_postgres::Error>()
+        .and_then(|e| e.code())
+        .or_else(|| error.downcast_ref::<tokio_postgres::error::DbError>().map(|e| e.code()))
+    {
+        return Some(ServerCode::SqlState(code.code().to_owned()));
+    }
+    #[cfg(feature = "mysql")]
+    if let Some(mysql_async::Error::Server(server)) = error.downcast_ref::<mysql_async::Error>() {
+        return Some(ServerCode::MySql(server.code));
+    }
+    #[cfg(feature = "sqlx-0_9")]
+    if let Some(sqlx::Error::Database(db)) = error.downcast_ref::<sqlx::Error>() {
+        #[cfg(feature = "sqlx-0_9-mysql")]
+        if let Some(my) = db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
+            return Some(ServerCode::MySql(my.number()));
+        }
+        return db.code().map(|code| ServerCode::SqlState(code.into_owned()));
+    }
+    let _ = error;
+    None
 }
 
 fn tls_hint(error: &(dyn StdError + 'static)) -> Option<&'static str> {
     use rustls::CertificateError as C;
     let rustls::Error::InvalidCertificate(cert) = error.downcast_ref::<rustls::Error>()? else {
-        return Some("the TLS handshake failed (see the cause); no token was sent");
+        return Some("the TLS handshake failed, so no token was sent");
     };
     Some(match cert {
         C::UnknownIssuer => {
@@ -42,7 +86,7 @@ fn tls_hint(error: &(dyn StdError + 'static)) -> Option<&'static str> {
             "the server's certificate is expired or not yet valid, so no token was sent: \
              check this machine's clock and the server's certificate"
         }
-        _ => "the server's certificate was refused (see the cause), so no token was sent",
+        _ => "the server's certificate was refused, so no token was sent",
     })
 }
 

@@ -17,7 +17,11 @@
 //!
 //! # async fn run() -> Result<(), rds_iam_auth::Error> {
 //! let endpoint = Endpoint::new("mydb.cluster-abc123.us-east-1.rds.amazonaws.com", 5432)?;
-//! let report = Doctor::builder(Engine::Postgres, endpoint, "iam_user").build().run().await;
+//! let report = Doctor::builder(Engine::Postgres, endpoint, "iam_user")
+//!     .database("appdb")
+//!     .build()
+//!     .run()
+//!     .await;
 //! for check in report.checks() {
 //!     println!("{check}");
 //! }
@@ -30,40 +34,58 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
 use aws_credential_types::Credentials;
-use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+use aws_credential_types::provider::ProvideCredentials;
 
-use crate::clock::{Clock, SharedClock, SystemClock};
-use crate::error::{Engine, Error};
-use crate::{Endpoint, TokenCache, TokenGenerator, TokenRequest, TrustStore};
+use crate::cache::TokenCache;
+use crate::connector::{Connector, Driver};
+use crate::endpoint::Endpoint;
+use crate::engine::Engine;
+use crate::error::Detail;
+use crate::login::{self, DEFAULT_CONNECT_TIMEOUT, Honours, LoginBuilder, Settings};
+use crate::token::{TokenGenerator, TokenRequest};
 
 mod probe;
 mod sts;
 
 pub use probe::TlsProbe;
 
-/// How long each network step may take unless set otherwise.
-pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Diagnoses IAM logins to one endpoint as one user; see [`Doctor::builder`].
 #[derive(Debug, Clone)]
 pub struct Doctor {
     engine: Engine,
-    endpoint: Endpoint,
-    user: String,
-    database: Option<String>,
-    region: Option<String>,
-    trust: TrustStore,
-    credentials: SharedCredentialsProvider,
-    clock: SharedClock,
+    settings: Settings,
+    generator: TokenGenerator,
     sts_endpoint: Option<String>,
+    /// Each network step's bound: the login settings' connect timeout.
     timeout: Duration,
 }
 
-/// Configures a [`Doctor`].
-#[derive(Debug)]
-pub struct DoctorBuilder {
-    doctor: Doctor,
-    credentials: Option<SharedCredentialsProvider>,
+/// Configures a [`Doctor`]: the [`LoginBuilder`] of the doctor; see [`Doctor::builder`].
+///
+/// Its setters are [`LoginBuilder`]'s (`database`, `region`, `trust`, `service`,
+/// `token_lifetime`, `retry_jitter`, and `connect_timeout`, each network step's bound), then
+/// [`generator`](LoginBuilder::generator), [`sts_endpoint`](LoginBuilder::sts_endpoint) and
+/// [`build`](LoginBuilder::build).
+pub type DoctorBuilder = LoginBuilder<Doctor>;
+
+/// What only the doctor's builder holds.
+#[derive(Debug, Default)]
+pub struct DoctorSetup {
+    generator: Option<TokenGenerator>,
+    sts_endpoint: Option<String>,
+}
+
+impl login::FrontEnd for Doctor {}
+
+impl login::sealed::FrontEnd for Doctor {
+    type Setup = DoctorSetup;
+    const BUILDER: &'static str = "DoctorBuilder";
+    /// A diagnosis opens one login: a bound on concurrent logins means nothing to it.
+    const HONOURS: Honours = Honours {
+        dial_address: true,
+        connect_timeout: true,
+        max_concurrent_logins: false,
+    };
 }
 
 /// The outcome of one check.
@@ -192,26 +214,9 @@ impl Report {
 impl Doctor {
     /// A doctor for `user`'s login to `endpoint` (the signing endpoint; set a dial address on
     /// it for a tunnel), with credentials from the standard AWS chain unless
-    /// [`credentials`](DoctorBuilder::credentials) says otherwise, and the AWS CAs trusted.
+    /// [`generator`](LoginBuilder::generator) says otherwise, and the AWS CAs trusted.
     pub fn builder(engine: Engine, endpoint: Endpoint, user: impl Into<String>) -> DoctorBuilder {
-        DoctorBuilder {
-            doctor: Doctor {
-                engine,
-                endpoint,
-                user: user.into(),
-                database: None,
-                region: None,
-                trust: TrustStore::aws_default(),
-                // Replaced in `build` (by the chain unless `credentials` was called).
-                credentials: SharedCredentialsProvider::new(Credentials::new(
-                    "unset", "unset", None, None, "unset",
-                )),
-                clock: std::sync::Arc::new(SystemClock),
-                sts_endpoint: None,
-                timeout: DEFAULT_STEP_TIMEOUT,
-            },
-            credentials: None,
-        }
+        LoginBuilder::new(engine, endpoint, user.into(), DoctorSetup::default())
     }
 
     /// Runs every step and reports each; never fails (a failure is a [`Check`]).
@@ -235,16 +240,18 @@ impl Doctor {
         Report { checks }
     }
 
-    /// (1) What the token is signed for: host, port, region (given or inferred).
+    /// (1) What the token is signed for: host, port, region (given or inferred), and that
+    /// the settings make a login.
     fn endpoint_step(&self, checks: &mut Vec<Check>) -> Option<TokenRequest> {
-        let mut builder = TokenRequest::rds(&self.endpoint, self.user.clone());
-        if let Some(region) = &self.region {
-            builder = builder.region(region);
-        }
-        let host = self.endpoint.host();
-        let (check, request) = match builder.build() {
-            Ok(request) => {
-                let source = if self.region.is_some() {
+        let endpoint = &self.settings.endpoint;
+        let host = endpoint.host();
+        let (check, request) = match self
+            .settings
+            .login(self.engine, <Doctor as login::sealed::FrontEnd>::HONOURS)
+        {
+            Ok(login) => {
+                let request = login.request;
+                let source = if self.settings.region.is_some() {
                     "given"
                 } else {
                     "inferred from the hostname"
@@ -253,17 +260,17 @@ impl Doctor {
                     "endpoint",
                     format!(
                         "tokens are signed for {host}:{}, region {} ({source})",
-                        self.endpoint.port(),
+                        endpoint.port(),
                         request.region().as_str()
                     ),
                 );
-                if self.endpoint.is_tunnelled() {
-                    let (h, p) = self.endpoint.dial_address();
+                if endpoint.is_tunnelled() {
+                    let (h, p) = endpoint.dial_address();
                     check = check.detail(format!(
                         "connections go to {h}:{p}; TLS still verifies {host}"
                     ));
                 }
-                if self.endpoint.inferred_region().is_none() {
+                if endpoint.inferred_region().is_none() {
                     check = check.detail(
                         "this name is not an RDS endpoint name (a CNAME or a custom name?): RDS \
                          accepts only tokens signed for its own endpoint name; if logins are \
@@ -272,7 +279,7 @@ impl Doctor {
                 }
                 (check, Some(request))
             }
-            Err(e @ Error::RegionNotFound { .. }) => (
+            Err(e) if matches!(e.detail(), Detail::RegionNotFound { .. }) => (
                 Check::fail(
                     "endpoint",
                     format!("no region in the hostname `{host}` (a CNAME or a custom name?)"),
@@ -297,11 +304,12 @@ impl Doctor {
 
     /// (2) Which provider of the chain answered, which key, until when.
     async fn credentials_step(&self, checks: &mut Vec<Check>) -> Option<Credentials> {
-        let resolved = tokio::time::timeout(self.timeout, self.credentials.provide_credentials());
+        let provider = self.generator.provider();
+        let resolved = tokio::time::timeout(self.timeout, provider.provide_credentials());
         let check = match resolved.await {
             Ok(Ok(credentials)) => {
                 let expiry = match credentials.expiry() {
-                    Some(at) => describe_expiry(at, self.clock.now()),
+                    Some(at) => describe_expiry(at, self.generator.clock().now()),
                     None => "no expiry (long-term keys)".to_owned(),
                 };
                 let check = Check::pass(
@@ -314,7 +322,7 @@ impl Doctor {
                 );
                 let expired = credentials
                     .expiry()
-                    .is_some_and(|at| at <= self.clock.now());
+                    .is_some_and(|at| at <= self.generator.clock().now());
                 checks.push(if expired {
                     Check {
                         status: Status::Fail,
@@ -328,7 +336,7 @@ impl Doctor {
             }
             Ok(Err(e)) => Check::fail(
                 "credentials",
-                crate::error::report(&Error::Credentials(std::sync::Arc::new(e))),
+                crate::Error::from(Detail::Credentials(e)).report(),
                 "set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, run `aws sso login`, \
                  or check the instance/task role",
             ),
@@ -357,7 +365,7 @@ impl Doctor {
             credentials,
             region,
             self.sts_endpoint.as_deref(),
-            self.clock.now(),
+            self.generator.clock().now(),
         );
         let identity = match tokio::time::timeout(self.timeout, call).await {
             Ok(Ok(identity)) => identity,
@@ -409,7 +417,7 @@ impl Doctor {
     /// (3) DNS, TCP and TLS to the dialled address, without sending a password. Returns what
     /// TLS saw when the handshake got that far.
     async fn network_steps(&self, checks: &mut Vec<Check>) -> Option<TlsProbe> {
-        let (host, port) = self.endpoint.dial_address();
+        let (host, port) = self.settings.endpoint.dial_address();
         let addrs = match self.dns_step(host, port).await {
             Ok((check, addrs)) => {
                 checks.push(check);
@@ -433,10 +441,10 @@ impl Doctor {
                 return None;
             }
         };
-        let probe = probe::probe(self.engine, tcp, &self.endpoint, &self.trust);
+        let probe = probe::probe(self.engine, tcp, &self.settings.endpoint, &self.settings.trust);
         let (check, probe) = match tokio::time::timeout(self.timeout, probe).await {
             Ok(Ok(probe)) => (
-                probe::check(&probe, &self.endpoint, &self.trust),
+                probe::check(&probe, &self.settings.endpoint, &self.settings.trust),
                 Some(probe),
             ),
             Ok(Err(check)) => (check, None),
@@ -509,25 +517,23 @@ impl Doctor {
 
     /// (4) A login with a freshly signed token, through the connector applications use.
     async fn login_step(&self, request: &TokenRequest, tls: Option<&TlsProbe>) -> Check {
-        let generator = TokenGenerator::builder(self.credentials.clone())
-            .clock(ClockRef(self.clock.clone()))
-            .build();
-        let cache = TokenCache::new(generator);
+        // A cache of its own: a fresh token, whatever the generator's clones hold.
+        let cache = TokenCache::new(self.generator.clone());
         let result = match self.engine {
-            Engine::Postgres => self.login::<crate::Postgres>(cache, request).await,
-            Engine::MySql => self.login::<crate::MySql>(cache, request).await,
+            Engine::Postgres => self.login::<crate::connector::Postgres>(cache).await,
+            Engine::MySql => self.login::<crate::connector::MySql>(cache).await,
         };
         match result {
             Ok(()) => Check::pass(
                 "login",
                 format!(
                     "logged in as `{}` with a fresh token ({}, region {})",
-                    self.user,
+                    self.settings.user,
                     self.engine,
                     request.region().as_str()
                 ),
             ),
-            Err(Error::AuthenticationRejected { .. }) => self.rejected(request, tls),
+            Err(e) if e.is_rejected() => self.rejected(request, tls),
             Err(e) => Check::fail(
                 "login",
                 e.report(),
@@ -536,24 +542,18 @@ impl Doctor {
         }
     }
 
-    async fn login<D: crate::Driver>(
-        &self,
-        cache: TokenCache,
-        request: &TokenRequest,
-    ) -> crate::Result<()> {
-        let mut builder = crate::Connector::<D>::builder(cache, self.endpoint.clone(), &self.user)
-            .region(request.region().as_str())
-            .trust(self.trust.clone())
-            .connect_timeout(self.timeout);
-        if let Some(database) = &self.database {
-            builder = builder.database(database);
-        }
+    /// A connector with the doctor's own login settings, each attempt bounded by the step
+    /// timeout.
+    async fn login<D: Driver>(&self, cache: TokenCache) -> crate::Result<()> {
+        let mut builder = Connector::<D>::builder(cache, self.settings.endpoint.clone(), "");
+        builder.settings = self.settings.clone();
+        builder.settings.connect_timeout = Some(self.timeout);
         builder.build()?.connect().await.map(drop)
     }
 
     /// The server refused a freshly signed token: the causes, most likely first.
     fn rejected(&self, request: &TokenRequest, tls: Option<&TlsProbe>) -> Check {
-        let user = &self.user;
+        let user = &self.settings.user;
         let (host, port) = (request.host(), request.port());
         let mut causes = match self.engine {
             Engine::Postgres => vec![format!(
@@ -645,81 +645,46 @@ impl Doctor {
 }
 
 impl DoctorBuilder {
-    /// The database (PostgreSQL's default is the user name; MySQL's is none).
-    pub fn database(mut self, database: impl Into<String>) -> Self {
-        self.doctor.database = Some(database.into());
-        self
-    }
-
-    /// The region, when the hostname carries none.
-    pub fn region(mut self, region: impl Into<String>) -> Self {
-        self.doctor.region = Some(region.into());
-        self
-    }
-
-    /// The CAs to trust (default [`TrustStore::aws_default`]).
-    pub fn trust(mut self, trust: TrustStore) -> Self {
-        self.doctor.trust = trust;
-        self
-    }
-
-    /// The credentials provider (default: the standard AWS chain).
-    pub fn credentials(mut self, provider: impl ProvideCredentials + 'static) -> Self {
-        self.credentials = Some(SharedCredentialsProvider::new(provider));
-        self
-    }
-
-    /// The clock tokens and the STS request are signed with (default: the system clock).
-    pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
-        self.doctor.clock = std::sync::Arc::new(clock);
+    /// The token generator: its credentials provider and clock (default: the standard AWS
+    /// chain, for the endpoint's region, and the system clock).
+    pub fn generator(mut self, generator: TokenGenerator) -> Self {
+        self.setup.generator = Some(generator);
         self
     }
 
     /// Where STS is (`http://127.0.0.1:PORT` for a test fake). Default:
     /// `AWS_ENDPOINT_URL_STS`, else `AWS_ENDPOINT_URL`, else `https://sts.<region>.<domain>`.
     pub fn sts_endpoint(mut self, url: impl Into<String>) -> Self {
-        self.doctor.sts_endpoint = Some(url.into());
+        self.setup.sts_endpoint = Some(url.into());
         self
     }
 
-    /// How long each network step may take (default [`DEFAULT_STEP_TIMEOUT`]).
-    pub fn step_timeout(mut self, timeout: Duration) -> Self {
-        self.doctor.timeout = timeout;
-        self
-    }
-
-    /// The doctor.
+    /// The doctor. Never fails: settings that make no login are the `endpoint` step's
+    /// finding.
     pub fn build(self) -> Doctor {
-        let mut doctor = self.doctor;
-        doctor.credentials = match self.credentials {
-            Some(provider) => provider,
-            None => {
-                let region = doctor
-                    .region
-                    .as_deref()
-                    .and_then(|r| crate::Region::new(r).ok())
-                    .or_else(|| doctor.endpoint.inferred_region());
-                SharedCredentialsProvider::new(crate::aws_config_lazy::LazyDefaultChain::new(
-                    region.as_ref(),
-                ))
-            }
-        };
-        if doctor.sts_endpoint.is_none() {
-            doctor.sts_endpoint = ["AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL"]
+        let settings = self.settings;
+        let generator = self.setup.generator.unwrap_or_else(|| {
+            let region = settings
+                .region
+                .as_deref()
+                .and_then(|r| crate::Region::new(r).ok())
+                .or_else(|| settings.endpoint.inferred_region());
+            TokenGenerator::new(crate::credentials::aws_config::LazyDefaultChain::new(
+                region.as_ref(),
+            ))
+        });
+        let sts_endpoint = self.setup.sts_endpoint.or_else(|| {
+            ["AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL"]
                 .iter()
-                .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()));
+                .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+        });
+        Doctor {
+            engine: self.engine,
+            timeout: settings.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT),
+            settings,
+            generator,
+            sts_endpoint,
         }
-        doctor
-    }
-}
-
-/// A shared clock as a [`Clock`] (the generator builder takes one by value).
-#[derive(Debug)]
-struct ClockRef(SharedClock);
-
-impl Clock for ClockRef {
-    fn now(&self) -> SystemTime {
-        self.0.now()
     }
 }
 

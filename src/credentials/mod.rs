@@ -9,6 +9,10 @@
 //! connection), and a failure is remembered for a backoff step (1 s, doubling to 30 s,
 //! reset on success) so that an outage is not answered with a flood of provider calls.
 
+#[cfg(feature = "aws-config")]
+pub(crate) mod aws_config;
+pub(crate) mod env;
+
 use std::fmt;
 use std::future::Future;
 use std::pin::pin;
@@ -17,11 +21,10 @@ use std::task::Poll;
 use std::time::{Duration, SystemTime};
 
 use aws_credential_types::Credentials;
-use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 
 use crate::clock::Clock;
-use crate::error::{Error, Result};
+use crate::error::{Detail, Error, Result};
 
 /// Credentials are refreshed when less than this is left before they expire, so that a
 /// token signed with them still has most of its life ahead.
@@ -102,24 +105,6 @@ impl Backoff {
     }
 }
 
-/// A copy of an error that a signing attempt returned, for every caller that shares the
-/// attempt's outcome (errors are not `Clone`; these are the ones an attempt can return).
-pub(crate) fn share_error(error: &Error) -> Error {
-    match error {
-        Error::Credentials(source) => Error::Credentials(source.clone()),
-        Error::CredentialsTimeout { timeout } => Error::CredentialsTimeout { timeout: *timeout },
-        Error::CredentialsExpired { expired_at } => Error::CredentialsExpired {
-            expired_at: *expired_at,
-        },
-        Error::CredentialsExpiring { expires_at, margin } => Error::CredentialsExpiring {
-            expires_at: *expires_at,
-            margin: *margin,
-        },
-        Error::InvalidSigningTime(at) => Error::InvalidSigningTime(*at),
-        other => Error::Credentials(Arc::new(CredentialsError::unhandled(other.to_string()))),
-    }
-}
-
 impl fmt::Debug for CachedCredentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // `Credentials`' own Debug redacts the secret; only the provider is shown here.
@@ -143,6 +128,11 @@ impl CachedCredentials {
         }
     }
 
+    /// The provider credentials come from.
+    pub(crate) fn provider(&self) -> &SharedCredentialsProvider {
+        &self.provider
+    }
+
     /// Credentials valid at `clock.now()`, from memory when possible, with the generation
     /// of the resolution that produced them.
     pub(crate) async fn get(&self, clock: &dyn Clock) -> Result<(Credentials, u64)> {
@@ -155,7 +145,7 @@ impl CachedCredentials {
             if last.failures.holds(now)
                 && let Some(Err(error)) = &last.outcome
             {
-                return Err(share_error(error));
+                return Err(error.clone());
             }
             last.attempts
         };
@@ -173,7 +163,7 @@ impl CachedCredentials {
                     Some(Ok(e)) if e.credentials.expiry().is_none_or(|x| now < x) => {
                         return Ok((e.credentials.clone(), e.generation));
                     }
-                    Some(Err(error)) => return Err(share_error(error)),
+                    Some(Err(error)) => return Err(error.clone()),
                     _ => {}
                 }
             }
@@ -202,7 +192,7 @@ impl CachedCredentials {
             Err(error) => {
                 tracing::warn!(%error, "resolving AWS credentials failed");
                 last.failures.failed(now);
-                last.outcome = Some(Err(share_error(&error)));
+                last.outcome = Some(Err(error.clone()));
                 Err(error)
             }
         }
@@ -217,11 +207,11 @@ impl CachedCredentials {
             Poll::Ready(answer) => answer,
             Poll::Pending => tokio::time::timeout(self.timeout, call)
                 .await
-                .map_err(|_| Error::CredentialsTimeout {
+                .map_err(|_| Detail::CredentialsTimeout {
                     timeout: self.timeout,
                 })?,
         };
-        answer.map_err(|e| Error::Credentials(Arc::new(e)))
+        answer.map_err(|e| Detail::Credentials(e).into())
     }
 
     /// Forgets every remembered credentials: the next [`get`](Self::get) asks the provider.

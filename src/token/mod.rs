@@ -1,4 +1,17 @@
-//! The IAM auth token: a secret with an expiry.
+//! IAM auth tokens: what one is for ([`TokenRequest`]), how it is signed ([`TokenSigner`]),
+//! who signs it with which credentials ([`TokenGenerator`]), and the token itself
+//! ([`IamAuthToken`]: a secret with an expiry).
+
+mod generator;
+mod request;
+mod signer;
+
+pub use crate::credentials::DEFAULT_CREDENTIALS_TIMEOUT;
+pub use generator::{TokenGenerator, TokenGeneratorBuilder};
+pub use request::{
+    Action, DSQL_MAX_EXPIRY, MAX_USER_LEN, RDS_MAX_EXPIRY, TokenRequest, TokenRequestBuilder,
+};
+pub use signer::TokenSigner;
 
 use std::fmt;
 use std::sync::Arc;

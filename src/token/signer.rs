@@ -18,8 +18,8 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use crate::error::{Error, Result};
-use crate::request::{Action, TokenRequest};
+use crate::error::{Detail, Result};
+use crate::token::{Action, TokenRequest};
 use crate::token::IamAuthToken;
 
 /// RFC 3986 unreserved characters stay; everything else is percent-encoded, as botocore's
@@ -96,13 +96,13 @@ impl AmzDate {
     fn new(at: SystemTime) -> Result<Self> {
         let secs = at
             .duration_since(UNIX_EPOCH)
-            .map_err(|_| Error::InvalidSigningTime(at))?
+            .map_err(|_| Detail::InvalidSigningTime(at))?
             .as_secs();
         let t = i64::try_from(secs)
             .ok()
             .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
             .filter(|t| (0..=9999).contains(&t.year()))
-            .ok_or(Error::InvalidSigningTime(at))?;
+            .ok_or(Detail::InvalidSigningTime(at))?;
         // Fixed-width digits by hand: `write!` with padding costs more than the SHA-256
         // of a short canonical request.
         let mut date_time = String::with_capacity(16);
@@ -245,7 +245,7 @@ fn token_expiry(
     let by_lifetime = signed_at + expires_in;
     match credentials.expiry() {
         Some(expired_at) if expired_at <= signed_at => {
-            Err(Error::CredentialsExpired { expired_at })
+            Err(Detail::CredentialsExpired { expired_at }.into())
         }
         Some(credentials_expiry) => Ok(by_lifetime.min(credentials_expiry)),
         None => Ok(by_lifetime),
@@ -393,7 +393,7 @@ mod tests {
         let err = TokenSigner::new()
             .sign(&creds, &request("u"), at)
             .unwrap_err();
-        assert!(matches!(err, Error::CredentialsExpired { .. }));
+        assert!(matches!(err.detail(), Detail::CredentialsExpired { .. }));
     }
 
     #[test]

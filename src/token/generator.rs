@@ -8,11 +8,11 @@ use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvid
 use crate::clock::{Clock, SharedClock, SystemClock};
 use crate::credentials::CachedCredentials;
 #[cfg(feature = "aws-config")]
-use crate::error::Error;
+use crate::error::{Detail, Error};
 use crate::error::Result;
 use crate::observe;
-use crate::request::TokenRequest;
-use crate::signer::TokenSigner;
+use crate::token::TokenRequest;
+use crate::token::TokenSigner;
 use crate::token::IamAuthToken;
 
 /// Mints IAM auth tokens from a credentials provider. Cheap to clone; clones share the
@@ -76,9 +76,9 @@ impl TokenGenerator {
     ///
     /// The variables are read at each credentials resolution (the generator remembers the
     /// credentials, see above); when they are unset, signing fails with
-    /// [`Error::Credentials`](crate::Error::Credentials), naming the variable.
+    /// an error of kind [`Credentials`](crate::ErrorKind::Credentials), naming the variable.
     pub fn from_env_vars() -> Self {
-        Self::new(crate::env_credentials::EnvVarCredentials)
+        Self::new(crate::credentials::env::EnvVarCredentials)
     }
 
     /// A generator using the standard AWS credentials chain (environment, profile, SSO,
@@ -91,22 +91,24 @@ impl TokenGenerator {
     /// the chain is never loaded; otherwise it is loaded at the first token, and
     /// aws-config's HTTPS client (with the system certificates it reads) is built only when
     /// a provider makes an HTTPS call (ECS, IMDS, STS, SSO).
-    pub async fn from_env() -> Result<Self> {
-        Ok(Self::new(crate::aws_config_lazy::LazyDefaultChain::new(
-            None,
-        )))
+    ///
+    /// Neither waits nor fails: the chain is only set up here, and resolved (with its errors)
+    /// when the first token is signed.
+    pub fn from_env() -> Self {
+        Self::builder_from_env(None).build()
     }
 
-    /// Like [`from_env`](Self::from_env), with the region the AWS config would otherwise
-    /// look up (environment, profile, then the EC2 metadata service) already known: it
-    /// spares that lookup, which off AWS waits for a metadata service that is not there.
-    /// The region also serves STS calls of web-identity and assume-role credentials.
+    /// A builder for a generator using the standard AWS credentials chain, as
+    /// [`from_env`](Self::from_env) does, to set a clock or a credentials timeout too.
+    ///
+    /// `region`: the region the AWS config would otherwise look up (environment, profile,
+    /// then the EC2 metadata service), when it is already known: it spares that lookup,
+    /// which off AWS waits for a metadata service that is not there. The region serves the
+    /// STS calls of web-identity and assume-role credentials.
     #[cfg(feature = "aws-config")]
     #[cfg_attr(docsrs, doc(cfg(feature = "aws-config")))]
-    pub async fn from_env_for_region(region: &crate::region::Region) -> Result<Self> {
-        Ok(Self::new(crate::aws_config_lazy::LazyDefaultChain::new(
-            Some(region),
-        )))
+    pub fn builder_from_env(region: Option<&crate::region::Region>) -> TokenGeneratorBuilder {
+        Self::builder(crate::credentials::aws_config::LazyDefaultChain::new(region))
     }
 
     /// A generator using the credentials provider of an already loaded AWS SDK config.
@@ -114,7 +116,7 @@ impl TokenGenerator {
     #[cfg_attr(docsrs, doc(cfg(feature = "aws-config")))]
     pub fn from_sdk_config(config: &aws_config::SdkConfig) -> Result<Self> {
         let provider = config.credentials_provider().ok_or_else(|| {
-            Error::Credentials(Arc::new(
+            Error::from(Detail::Credentials(
                 aws_credential_types::provider::error::CredentialsError::not_loaded(
                     "the AWS SDK config has no credentials provider",
                 ),
@@ -158,15 +160,17 @@ impl TokenGenerator {
         .await
     }
 
-    /// The remembered credentials, for the token cache.
-    pub(crate) fn credentials(&self) -> &CachedCredentials {
-        &self.credentials
+    /// Forgets the remembered credentials if they come from resolution `generation` or an
+    /// earlier one (those that signed a token the database rejected); see the token cache's
+    /// `invalidate`.
+    pub(crate) fn invalidate_credentials_up_to(&self, generation: u64) {
+        self.credentials.invalidate_up_to(generation);
     }
 
-    /// The same generator (sharing remembered credentials) with another clock.
-    pub fn with_clock(mut self, clock: impl Clock + 'static) -> Self {
-        self.clock = Arc::new(clock);
-        self
+    /// The credentials provider, for the doctor's own look at what it returns.
+    #[cfg_attr(not(feature = "doctor"), allow(dead_code))]
+    pub(crate) fn provider(&self) -> &SharedCredentialsProvider {
+        self.credentials.provider()
     }
 
     /// The clock tokens are stamped with.
@@ -198,8 +202,9 @@ impl TokenGeneratorBuilder {
 
     /// How long one credentials resolution may take before [`generate`](TokenGenerator::generate)
     /// (and so `TokenCache::get`) fails with
-    /// [`Error::CredentialsTimeout`](crate::error::Error::CredentialsTimeout) (default
-    /// [`DEFAULT_CREDENTIALS_TIMEOUT`](crate::DEFAULT_CREDENTIALS_TIMEOUT), 5 s, as aws-config's
+    /// an error of kind [`Credentials`](crate::ErrorKind::Credentials) for which
+    /// [`is_timeout`](crate::Error::is_timeout) holds (default
+    /// [`DEFAULT_CREDENTIALS_TIMEOUT`](super::DEFAULT_CREDENTIALS_TIMEOUT), 5 s, as aws-config's
     /// own). Every caller waiting on that resolution, whatever its cache key, gets the same
     /// outcome. A timer is armed only for a provider that does not answer at once; it needs a
     /// tokio runtime with time enabled.
