@@ -10,7 +10,8 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use aws_sigv4::sign::v4::{calculate_signature, generate_signing_key};
 use criterion::{Criterion, criterion_group, criterion_main};
-use rds_iam_auth::{Credentials, Endpoint, TokenRequest, TokenSigner};
+use rds_iam_auth::token::TokenSigner;
+use rds_iam_auth::{Credentials, Endpoint, TokenRequest};
 use sha2::{Digest, Sha256};
 
 const SESSION_TOKEN: &str = "IQoJb3JpZ2luX2VjEXAMPLE//////////wEaCXVzLWVhc3QtMSJHMEUCIQD+abc/def==";

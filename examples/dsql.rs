@@ -12,7 +12,10 @@
 
 use rds_iam_auth::dsql::{OccRetryError, OccRetryPolicy, retry_occ};
 use rds_iam_auth::pool::{PgManager, PgPool};
-use rds_iam_auth::{BoxError, Endpoint, PgConnector, TokenCache, TokenGenerator};
+use rds_iam_auth::{Endpoint, PgConnector, TokenCache, TokenGenerator};
+
+/// Any error: the crate's, the driver's, the pool's (retried when it is a conflict).
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
@@ -26,7 +29,7 @@ async fn main() -> Result<(), BoxError> {
     };
     let user = std::env::var("DSQL_USER").unwrap_or_else(|_| "admin".to_owned());
 
-    let cache = TokenCache::new(TokenGenerator::from_env().await?);
+    let cache = TokenCache::new(TokenGenerator::from_env());
     // The endpoint makes it DSQL: `dsql` tokens, database `postgres`, at most 8 logins at
     // once; the pool retires connections after 55 minutes (DSQL closes them at 60).
     let connector = PgConnector::builder(cache, endpoint, user).build()?;

@@ -94,7 +94,7 @@ fn connection_lost(e: &tokio_postgres::Error) -> bool {
 }
 
 async fn connector_from_env() -> Result<PgConnector, BoxError> {
-    let cache = TokenCache::new(generator().await?);
+    let cache = TokenCache::new(generator());
     let builder = PgConnector::builder_from_env(cache)?.application_name("lambda_postgres");
     Ok(builder.build()?)
 }
@@ -103,14 +103,14 @@ async fn connector_from_env() -> Result<PgConnector, BoxError> {
 /// feature); without it (`--no-default-features`, the build to deploy), from the environment
 /// only, where Lambda puts the execution role's: a smaller binary and a faster cold start.
 #[cfg(feature = "aws-config")]
-async fn generator() -> Result<TokenGenerator, BoxError> {
-    Ok(TokenGenerator::from_env().await?)
+fn generator() -> TokenGenerator {
+    TokenGenerator::from_env()
 }
 
 /// See the `aws-config` variant above.
 #[cfg(not(feature = "aws-config"))]
-async fn generator() -> Result<TokenGenerator, BoxError> {
-    Ok(TokenGenerator::from_env_vars())
+fn generator() -> TokenGenerator {
+    TokenGenerator::from_env_vars()
 }
 
 /// Logs to stdout (CloudWatch) at `AWS_LAMBDA_LOG_LEVEL` (or `RUST_LOG`), `INFO` by
@@ -158,7 +158,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     // First: the TLS start-up work (AWS-LC's random generator seeding, tens of ms of CPU, and
     // the CA bundle) runs on its own thread while the runtime asks for the first event, the
     // token is signed and TCP connects. See the README's "Lambda cold start".
-    rds_iam_auth::warm_up_tls();
+    rds_iam_auth::tls::warm_up_tls();
     init_logging();
     let function = Arc::new(Function::from_env().await);
     lambda_runtime::run(service_fn(move |_event: LambdaEvent<Value>| {

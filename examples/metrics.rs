@@ -20,7 +20,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let snapshotter = recorder.snapshotter();
     recorder.install()?;
 
-    let cache = TokenCache::new(TokenGenerator::from_env().await?);
+    let cache = TokenCache::new(TokenGenerator::from_env());
     let connector = PgConnector::builder_from_env(cache)?.build()?;
     for i in 1..=3 {
         match connector.connect().await {

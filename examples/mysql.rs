@@ -17,7 +17,7 @@ use rds_iam_auth::{MySqlConnector, TokenCache, TokenGenerator};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let cache = TokenCache::new(TokenGenerator::from_env().await?);
+    let cache = TokenCache::new(TokenGenerator::from_env());
     let connector = MySqlConnector::builder_from_env(cache)?.build()?;
     let mut conn = connector.connect().await?;
     let row: Option<(String, Option<String>, String)> = conn

@@ -14,7 +14,7 @@ use rds_iam_auth::{MySqlConnector, TokenCache, TokenGenerator};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let cache = TokenCache::new(TokenGenerator::from_env().await?);
+    let cache = TokenCache::new(TokenGenerator::from_env());
     let connector = MySqlConnector::builder_from_env(cache)?.build()?;
     let pool = MySqlPool::builder(MySqlManager::new(connector))
         .max_size(8)

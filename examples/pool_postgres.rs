@@ -13,7 +13,7 @@ use rds_iam_auth::{PgConnector, TokenCache, TokenGenerator};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let cache = TokenCache::new(TokenGenerator::from_env().await?);
+    let cache = TokenCache::new(TokenGenerator::from_env());
     let connector = PgConnector::builder_from_env(cache)?.build()?;
     let pool = PgPool::builder(PgManager::new(connector))
         .max_size(8)

@@ -16,7 +16,7 @@ use rds_iam_auth::{PgConnector, TokenCache, TokenGenerator};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let cache = TokenCache::new(TokenGenerator::from_env().await?);
+    let cache = TokenCache::new(TokenGenerator::from_env());
     let connector = PgConnector::builder_from_env(cache)?
         .application_name("rds-iam-auth example")
         .build()?;

@@ -28,7 +28,7 @@ type BoxError = Box<dyn std::error::Error>;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let result = async {
-        let cache = TokenCache::new(TokenGenerator::from_env().await?);
+        let cache = TokenCache::new(TokenGenerator::from_env());
         run(IamPgPool::builder_from_env(cache)?).await
     };
     match result.await {

@@ -8,9 +8,9 @@
 
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
 #[cfg(any(target_os = "linux", target_os = "android"))]
 use std::time::UNIX_EPOCH;
+use std::time::{Duration, Instant, SystemTime};
 
 /// A source of the current time.
 ///

@@ -55,8 +55,8 @@ impl Endpoint {
     /// An endpoint signed for, verified as and dialled at `host:port`.
     ///
     /// `host` must be a DNS name without a trailing dot; an IP address is refused with
-    /// [`Error::IpAddressAsSigningHost`] (use [`Endpoint::with_dial_address`] for it), port 0
-    /// with [`Error::InvalidPort`].
+    /// (use [`Endpoint::with_dial_address`] for it), as is port 0: both are
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) errors.
     pub fn new(host: impl Into<String>, port: u16) -> Result<Self> {
         let host = host.into();
         validate_signing_host(&host)?;
@@ -127,9 +127,9 @@ impl Endpoint {
     /// ```
     ///
     /// # Errors
-    /// [`Error::InvalidEndpoint`] when `cluster_id` is not 26 lowercase letters and digits
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) when `cluster_id` is not 26 lowercase letters and digits
     /// (the form DSQL gives cluster identifiers; an uppercase id is lowercased first, as DNS
-    /// would), [`Error::InvalidRegion`] for an invalid region.
+    /// would), or the region is invalid.
     pub fn dsql_cluster(cluster_id: &str, region: &str) -> Result<Self> {
         let id = cluster_id.to_ascii_lowercase();
         if id.len() != DSQL_CLUSTER_ID_LEN
@@ -141,7 +141,8 @@ impl Endpoint {
                 input: cluster_id.to_owned(),
                 reason: "an Aurora DSQL cluster identifier is 26 lowercase letters and digits \
                          (the first label of the cluster's endpoint)",
-            }.into());
+            }
+            .into());
         }
         let region = Region::new(region)?;
         Self::new(format!("{id}.dsql.{}.on.aws", region.as_str()), DSQL_PORT)
@@ -221,10 +222,10 @@ const RDS_DNS_SUFFIXES: &[(&[&str], &[Partition])] = &[
 ///
 /// Aurora Global Database writer endpoints (`<name>.global-<id>.global.rds.amazonaws.com`)
 /// carry no region: `None`, and a [`TokenRequest`](crate::TokenRequest) built for one without
-/// `.region(...)` fails with [`Error::GlobalWriterEndpointNeedsRegion`].
+/// `.region(...)` fails with an error that says to give the primary cluster's region.
 ///
 /// ```
-/// use rds_iam_auth::infer_region;
+/// use rds_iam_auth::endpoint::infer_region;
 ///
 /// let region = |host| infer_region(host).map(|r| r.as_str().to_owned());
 /// assert_eq!(region("db.abc.rds.cn-northwest-1.amazonaws.com.cn").as_deref(), Some("cn-northwest-1"));
@@ -406,14 +407,18 @@ mod tests {
         ] {
             assert!(
                 matches!(
-                    Endpoint::dsql_cluster(bad, "us-east-1").as_ref().map_err(Error::detail),
+                    Endpoint::dsql_cluster(bad, "us-east-1")
+                        .as_ref()
+                        .map_err(Error::detail),
                     Err(&Detail::InvalidEndpoint { .. })
                 ),
                 "{bad:?}"
             );
         }
         assert!(matches!(
-            Endpoint::dsql_cluster("abcdefghijklmnopqrstuvwxyz", "us east").as_ref().map_err(Error::detail),
+            Endpoint::dsql_cluster("abcdefghijklmnopqrstuvwxyz", "us east")
+                .as_ref()
+                .map_err(Error::detail),
             Err(&Detail::InvalidRegion { .. })
         ));
     }
@@ -433,12 +438,17 @@ mod tests {
             "é.com",
         ] {
             assert!(
-                matches!(Endpoint::new(bad, 1).as_ref().map_err(Error::detail), Err(Detail::InvalidHostname { .. })),
+                matches!(
+                    Endpoint::new(bad, 1).as_ref().map_err(Error::detail),
+                    Err(Detail::InvalidHostname { .. })
+                ),
                 "{bad:?}"
             );
         }
         assert!(matches!(
-            Endpoint::new("a".repeat(64), 1).as_ref().map_err(Error::detail),
+            Endpoint::new("a".repeat(64), 1)
+                .as_ref()
+                .map_err(Error::detail),
             Err(&Detail::InvalidHostname { .. })
         ));
         for ip in ["127.0.0.1", "::1", "[::1]", "10.1.2.3"] {

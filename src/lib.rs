@@ -1,15 +1,22 @@
 //! # rds-iam-auth
 //!
 //! Log in to Amazon RDS, Aurora, RDS Proxy and Aurora DSQL with **IAM database
-//! authentication** instead of a stored password.
+//! authentication** instead of a stored password: tokens identical to the AWS SDKs',
+//! computed locally, sent only over verified TLS, cached and refreshed ahead of expiry.
 //!
 //! ## Quickstart
 //!
 //! ```toml
 //! [dependencies]
-//! rds-iam-auth = "0.1"
+//! rds-iam-auth = "0.2"
 //! tokio = { version = "1", features = ["macros", "rt"] }
 //! ```
+//!
+//! Until 0.2 is published on crates.io, depend on the repository instead:
+//! `rds-iam-auth = { git = "https://github.com/rds-iam-auth/rds-iam-auth" }` (or
+//! `path = "../rds-iam-auth"` for a checkout). The connectors and pools are features:
+//! `features = ["postgres"]`, `["mysql"]`, `["deadpool-postgres"]`, `["sqlx-0_9-postgres"]`...
+//! (see [Features](#features)).
 //!
 //! ```rust,no_run
 //! use rds_iam_auth::{Endpoint, TokenGenerator, TokenRequest};
@@ -17,12 +24,12 @@
 //! #[tokio::main(flavor = "current_thread")]
 //! async fn main() -> Result<(), rds_iam_auth::Error> {
 //!     // Credentials from the standard chain: env, profile, SSO, web identity, ECS, IMDS.
-//!     let generator = TokenGenerator::from_env().await?;
+//!     let generator = TokenGenerator::from_env();
 //!     let endpoint = Endpoint::new("mydb.cluster-abc123.us-east-1.rds.amazonaws.com", 5432)?;
 //!     let request = TokenRequest::rds(&endpoint, "iam_user").build()?; // region from the hostname
 //!     let token = generator.generate(&request).await?;
 //!     // Use token.expose() as the database password, over verified TLS only.
-//!     println!("token valid until {:?}", token.expires_at());
+//!     println!("token valid for {} more seconds", token.lifetime_left().as_secs());
 //!     Ok(())
 //! }
 //! ```
@@ -36,9 +43,91 @@
 //! # Ok::<(), rds_iam_auth::Error>(())
 //! ```
 //!
-//! Aurora DSQL: `TokenRequest::dsql(&endpoint, "admin")` (action `DbConnectAdmin`; any other role
-//! gets `DbConnect`), with `.expires_in(...)` up to one week. The connectors and pools take DSQL
-//! endpoints too (module `dsql`, and the README's "Aurora DSQL" section).
+//! ## Common tasks
+//!
+//! A **connection** (feature `postgres`; `mysql` for [`MySqlConnector`]), logged in with the
+//! cache's current token over TLS verified against the signing hostname, one retry with a fresh
+//! token if the server rejects it:
+//!
+//! ```rust,no_run
+//! # #[cfg(feature = "postgres")]
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use rds_iam_auth::{Endpoint, PgConnector, TokenCache, TokenGenerator};
+//!
+//! let cache = TokenCache::new(TokenGenerator::from_env());
+//! let endpoint = Endpoint::new("mydb.cluster-abc123.us-east-1.rds.amazonaws.com", 5432)?;
+//! let connector = PgConnector::builder(cache, endpoint, "iam_user").database("appdb").build()?;
+//! let client = connector.connect().await?;
+//! client.simple_query("SELECT 1").await?;
+//! # Ok(()) }
+//! ```
+//!
+//! The **same settings from the environment** of AWS's Lambda samples (`DBEndPoint`,
+//! `DBUserName`, `DatabaseName`, and optionally `DBPort`, `DBRegion`, `DBCaFile`): every
+//! front end has `builder_from_env` (see [`login::ENV_ENDPOINT`]).
+//!
+//! ```rust,no_run
+//! # #[cfg(feature = "postgres")]
+//! # fn run() -> Result<(), rds_iam_auth::Error> {
+//! use rds_iam_auth::{PgConnector, TokenCache, TokenGenerator};
+//!
+//! let cache = TokenCache::new(TokenGenerator::from_env());
+//! let connector = PgConnector::builder_from_env(cache)?.build()?;
+//! # let _ = connector; Ok(()) }
+//! ```
+//!
+//! A **pool** (feature `deadpool-postgres`; `bb8-postgres`, `deadpool-mysql` and `bb8-mysql`
+//! too, module [`pool`]) whose every new connection logs in with a current token:
+//!
+//! ```rust,no_run
+//! # #[cfg(feature = "deadpool-postgres")]
+//! # async fn run(connector: rds_iam_auth::PgConnector) -> Result<(), Box<dyn std::error::Error>> {
+//! use rds_iam_auth::pool::{PgManager, PgPool};
+//!
+//! let pool = PgPool::builder(PgManager::new(connector)).max_size(16).build()?;
+//! let client = pool.get().await?;
+//! client.simple_query("SELECT 1").await?;
+//! # Ok(()) }
+//! ```
+//!
+//! A **sqlx pool** (feature `sqlx-0_9-postgres` or `sqlx-0_9-mysql`, module `sqlx_0_9`): a
+//! `PgPool` whose new connections log in with current tokens:
+//!
+//! ```rust,no_run
+//! # #[cfg(feature = "sqlx-0_9-postgres")]
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use rds_iam_auth::sqlx_0_9::{IamPgPool, sqlx};
+//! use rds_iam_auth::{Endpoint, TokenCache, TokenGenerator};
+//!
+//! let cache = TokenCache::new(TokenGenerator::from_env());
+//! let endpoint = Endpoint::new("mydb.cluster-abc123.us-east-1.rds.amazonaws.com", 5432)?;
+//! let pool = IamPgPool::builder(cache, endpoint, "iam_user").database("appdb").build().await?;
+//! let mut conn = pool.acquire().await?; // token checked first, one retry on rejection
+//! sqlx::query("SELECT 1").execute(&mut *conn).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! **Aurora DSQL**: give any front end a DSQL endpoint; tokens are `DbConnectAdmin` for the
+//! `admin` role and `DbConnect` for others, the database `postgres`, logins bounded for DSQL's
+//! connection rate, and [`dsql::retry_occ`] reruns transactions that lost an
+//! optimistic-concurrency conflict:
+//!
+//! ```rust,no_run
+//! # #[cfg(feature = "postgres")]
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use rds_iam_auth::{Endpoint, PgConnector, TokenCache, TokenGenerator};
+//!
+//! let cache = TokenCache::new(TokenGenerator::from_env());
+//! let endpoint = Endpoint::dsql_cluster("abcdefghijklmnopqrstuvwxyz", "us-east-1")?;
+//! let client = PgConnector::builder(cache, endpoint, "admin").build()?.connect().await?;
+//! client.simple_query("SELECT 1").await?;
+//! # Ok(()) }
+//! ```
+//!
+//! **When something fails**, the [`Error`] says what to do; branch on its
+//! [`kind`](Error::kind) ([`ErrorKind::Rejected`], `Timeout`, `Tls`, `InvalidInput`,
+//! `Credentials`, `Connect`), and run `rds-iam-token doctor` (features `cli,doctor`) or
+//! [`doctor::Doctor`] for a step-by-step diagnosis.
 //!
 //! ## How it works
 //!
@@ -47,49 +136,44 @@
 //! locally, byte for byte as the AWS SDKs do (botocore's `generate_db_auth_token` is the
 //! reference the tests check against), and a few times faster than the general SigV4 path.
 //!
-//! ## Concepts
+//! ## The modules, lowest layer first
 //!
-//! - [`Endpoint`]: the **signing endpoint** (the DNS name and port a token is signed for,
-//!   and that TLS verifies) and the **dialled address** (where TCP goes: the same, or a
-//!   tunnel). The region is inferred from RDS and DSQL hostnames.
-//! - [`TokenRequest`]: what a token is for: endpoint, database user, action, region,
-//!   lifetime; validated once, up front.
-//! - [`TokenGenerator`]: mints [`IamAuthToken`]s from a credentials provider and a clock.
-//! - [`TokenCache`]: a valid token for free: refreshed ahead of expiry, signed once however
-//!   many callers wait, dropped when the database rejects it.
-//! - [`IamAuthToken`]: the secret. It never shows in `Debug`/`Display`; reach the text
-//!   with [`IamAuthToken::expose`] when handing it to a driver.
-//! - [`policy`]: the `rds-db:connect` / `dsql:DbConnect` policy a role needs.
+//! Each imports only from those before it.
+//!
+//! - Vocabulary: [`Engine`], [`clock`] (the wall clock tokens use, and the monotonic one),
+//!   [`region`], [`Error`], [`endpoint`] (the **signing endpoint**, the name and port a token
+//!   is signed for and TLS verifies, and the **dialled address**, where TCP goes).
+//! - [`token`]: [`TokenRequest`] (what a token is for: endpoint, user, action, region,
+//!   lifetime, validated once), the signer, [`TokenGenerator`] (a credentials provider, a
+//!   clock and the signer), and [`IamAuthToken`], the secret: never in `Debug`/`Display`,
+//!   reached with [`IamAuthToken::expose`]. [`policy`]: the IAM policy a role needs.
+//! - [`cache`]: [`TokenCache`], a valid token for free, refreshed ahead of expiry, signed once
+//!   however many callers wait, dropped when the database rejects it.
+//! - `tls`: [`TrustStore`], the CAs a connection trusts (the AWS bundle compiled in, plus
+//!   yours); chain and hostname always verified, with aws-lc-rs.
+//! - `login`: the one login path. `LoginBuilder` holds every login setting with one setter
+//!   each, for every front end; its routine logs in with a current token and, after a
+//!   rejection, refreshes it and retries once.
+//! - The front ends, on the login layer: `connector` ([`PgConnector`], [`MySqlConnector`])
+//!   and the pools built on it (`pool`), `sqlx_0_9`, `doctor`.
 //!
 //! ## Features
 //!
-//! - `aws-config` (default): [`TokenGenerator::from_env`] and
-//!   [`TokenGenerator::from_sdk_config`], credentials from the standard AWS chain. Without it
-//!   the crate depends only on `aws-sigv4` and `aws-credential-types`: bring any
-//!   [`ProvideCredentials`](aws_credential_types::provider::ProvideCredentials), or take the
-//!   environment's credentials with [`TokenGenerator::from_env_vars`] (an AWS Lambda
+//! - `aws-config` (default): [`TokenGenerator::from_env`], credentials from the standard AWS
+//!   chain. Without it the crate depends only on `aws-sigv4` and `aws-credential-types`:
+//!   bring any [`ProvideCredentials`](aws_credential_types::provider::ProvideCredentials), or
+//!   take the environment's credentials with [`TokenGenerator::from_env_vars`] (an AWS Lambda
 //!   function's: a smaller binary and a faster cold start).
-//! - `tls`: `TrustStore`, the CAs a connection trusts (the AWS CA bundle compiled in, plus
-//!   yours); chain and hostname are always verified, with aws-lc-rs.
-//! - `postgres`: `PgConnector`, a tokio-postgres `Client` logged in with a current IAM token
-//!   over verified TLS (TLS required, verified against the signing hostname even through a
-//!   tunnel; one retry with a fresh token when the server rejects a cached one). Aurora DSQL
-//!   endpoints too, with `dsql::retry_occ` for optimistic-concurrency conflicts.
-//! - `mysql`: `MySqlConnector`, a mysql_async `Conn` logged in with a current IAM token
-//!   through `mysql_clear_password`, only inside TLS verified against the signing hostname
-//!   (a server without TLS is refused before any password is sent; one retry with a fresh
-//!   token on error 1045).
+//! - `tls`: `TrustStore` and the rustls configuration the front ends share.
+//! - `postgres`: `PgConnector` (tokio-postgres). `mysql`: `MySqlConnector` (mysql_async,
+//!   `mysql_clear_password` only inside verified TLS).
 //! - `deadpool-postgres`, `bb8-postgres`, `deadpool-mysql`, `bb8-mysql`: pools (`pool`
 //!   module) whose every new connection logs in with a current token.
 //! - `sqlx-0_9-postgres`, `sqlx-0_9-mysql`: `sqlx_0_9::IamPgPool` / `IamMySqlPool`, sqlx 0.9
-//!   pools (usable as `PgPool` / `MySqlPool`) whose new connections log in with current tokens,
-//!   over verified TLS; module `sqlx_0_9` re-exports that `sqlx`.
-//! - `doctor`: `doctor::Doctor`, the step-by-step diagnosis of an IAM login (endpoint, credentials
-//!   and IAM principal, DNS, TCP, TLS, login) behind `rds-iam-token doctor` (feature `cli`).
-//!
-//! Both connectors are one type, `Connector<D>` (module `connector`), for two drivers: the
-//! token's life cycle around a login (get, attempt within the timeout, invalidate, one retry,
-//! errors) is written once, and each driver only says how one login is made.
+//!   pools (usable as `PgPool` / `MySqlPool`) whose new connections log in with current tokens.
+//! - `doctor`: `doctor::Doctor`, the step-by-step diagnosis of an IAM login behind
+//!   `rds-iam-token doctor` (feature `cli`).
+//! - `metrics`: counters and histograms on the `metrics` facade.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
@@ -99,34 +183,32 @@
 // Vocabulary (engine, clock, region, error, endpoint), credentials, token (request, signer,
 // generator), cache, tls, login (settings, the one login routine), then the front ends
 // (connector and pools, sqlx, doctor).
-mod engine;
-pub mod clock;
-pub mod region;
-mod error;
-pub mod endpoint;
-mod observe;
-mod credentials;
-pub mod token;
 pub mod cache;
-pub mod policy;
-#[cfg(feature = "tls")]
-#[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
-pub mod tls;
-#[cfg(feature = "__login")]
-#[cfg_attr(
-    docsrs,
-    doc(cfg(any(feature = "postgres", feature = "mysql", feature = "sqlx-0_9")))
-)]
-pub mod login;
+pub mod clock;
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "postgres", feature = "mysql"))))]
+pub mod connector;
+mod credentials;
+#[cfg(feature = "doctor")]
+#[cfg_attr(docsrs, doc(cfg(feature = "doctor")))]
+pub mod doctor;
 #[cfg(feature = "__login")]
 #[cfg_attr(
     docsrs,
     doc(cfg(any(feature = "postgres", feature = "mysql", feature = "sqlx-0_9")))
 )]
 pub mod dsql;
-#[cfg(any(feature = "postgres", feature = "mysql"))]
-#[cfg_attr(docsrs, doc(cfg(any(feature = "postgres", feature = "mysql"))))]
-pub mod connector;
+pub mod endpoint;
+mod engine;
+mod error;
+#[cfg(feature = "__login")]
+#[cfg_attr(
+    docsrs,
+    doc(cfg(any(feature = "postgres", feature = "mysql", feature = "sqlx-0_9")))
+)]
+pub mod login;
+mod observe;
+pub mod policy;
 #[cfg(any(
     feature = "deadpool-postgres",
     feature = "bb8-postgres",
@@ -134,15 +216,17 @@ pub mod connector;
     feature = "bb8-mysql"
 ))]
 pub mod pool;
+pub mod region;
 #[cfg(feature = "sqlx-0_9")]
 #[cfg_attr(
     docsrs,
     doc(cfg(any(feature = "sqlx-0_9-postgres", feature = "sqlx-0_9-mysql")))
 )]
 pub mod sqlx_0_9;
-#[cfg(feature = "doctor")]
-#[cfg_attr(docsrs, doc(cfg(feature = "doctor")))]
-pub mod doctor;
+#[cfg(feature = "tls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+pub mod tls;
+pub mod token;
 
 pub use cache::TokenCache;
 #[cfg(feature = "mysql")]

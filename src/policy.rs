@@ -175,7 +175,8 @@ fn validate_account(account_id: &str) -> Result<()> {
         Err(Detail::InvalidPolicyInput {
             field: "account id",
             reason: "expected 12 digits (or `*`)",
-        }.into())
+        }
+        .into())
     }
 }
 
@@ -250,14 +251,18 @@ mod tests {
     #[test]
     fn bad_parts_are_typed_errors() {
         assert!(matches!(
-            RdsDbUserArn::new("us-east-1", "1234", "db-A", "u").as_ref().map_err(crate::Error::detail),
+            RdsDbUserArn::new("us-east-1", "1234", "db-A", "u")
+                .as_ref()
+                .map_err(crate::Error::detail),
             Err(&Detail::InvalidPolicyInput {
                 field: "account id",
                 ..
             })
         ));
         assert!(matches!(
-            RdsDbUserArn::new("us-east-1", "123456789012", "my cluster", "u").as_ref().map_err(crate::Error::detail),
+            RdsDbUserArn::new("us-east-1", "123456789012", "my cluster", "u")
+                .as_ref()
+                .map_err(crate::Error::detail),
             Err(&Detail::InvalidPolicyInput {
                 field: "resource id",
                 ..

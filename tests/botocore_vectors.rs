@@ -3,7 +3,9 @@
 
 mod support;
 
-use rds_iam_auth::{FixedClock, TokenGenerator, TokenSigner};
+use rds_iam_auth::TokenGenerator;
+use rds_iam_auth::clock::FixedClock;
+use rds_iam_auth::token::TokenSigner;
 use support::vectors;
 
 #[test]

@@ -394,7 +394,7 @@ fn credentials_from_a_profile_file() {
 #[test]
 fn credentials_over_http_from_the_container_endpoint() {
     // The chain's ECS provider, served from loopback: the lazily built HTTP client of
-    // `from_env_for_region` is built and used when a provider does call out.
+    // `TokenGenerator::builder_from_env` is built and used when a provider does call out.
     use std::io::{Read, Write};
     // Container credentials always carry a session token.
     let v = vectors::all()

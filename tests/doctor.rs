@@ -10,8 +10,10 @@ mod support;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
 
+use rds_iam_auth::clock::FixedClock;
+use rds_iam_auth::doctor::DoctorBuilder;
 use rds_iam_auth::doctor::{Doctor, Report, Status};
-use rds_iam_auth::{Endpoint, Engine, FixedClock, TokenRequest, TrustStore};
+use rds_iam_auth::{Endpoint, Engine, TokenGenerator, TokenRequest, TrustStore};
 use support::capture::{CaptureServer, listen, tls_acceptor};
 use support::iam::{self, T0};
 use support::{RDS_HOSTNAME, certs, postgres};
@@ -72,16 +74,24 @@ impl FakeSts {
     }
 }
 
+/// A generator of the test credentials whose clock reads `T0 + secs_after_t0`.
+fn generator_at(secs_after_t0: u64) -> TokenGenerator {
+    TokenGenerator::builder(iam::credentials())
+        .clock(FixedClock::new(
+            UNIX_EPOCH + Duration::from_secs(T0 + secs_after_t0),
+        ))
+        .build()
+}
+
 /// A doctor for the harness's PostgreSQL user at `endpoint`, test credentials and clock
 /// (T0), trusting only the test CA, STS at `sts`.
-fn pg_doctor(endpoint: Endpoint, sts: &FakeSts) -> rds_iam_auth::doctor::DoctorBuilder {
+fn pg_doctor(endpoint: Endpoint, sts: &FakeSts) -> DoctorBuilder {
     Doctor::builder(Engine::Postgres, endpoint, postgres().user())
         .database(postgres().database())
         .trust(iam::test_trust())
-        .credentials(iam::credentials())
-        .clock(FixedClock::new(UNIX_EPOCH + Duration::from_secs(T0)))
+        .generator(generator_at(0))
         .sts_endpoint(&sts.url)
-        .step_timeout(Duration::from_secs(5))
+        .connect_timeout(Duration::from_secs(5))
 }
 
 /// Sets the harness user's password to the token the doctor signs at T0 for `endpoint`.
@@ -169,7 +179,7 @@ async fn a_rejected_token_gets_the_checklist() {
     accept_t0_token(&endpoint).await;
     // A minute later: another token, which the server refuses.
     let report = pg_doctor(endpoint, &sts)
-        .clock(FixedClock::new(UNIX_EPOCH + Duration::from_secs(T0 + 60)))
+        .generator(generator_at(60))
         .build()
         .run()
         .await;
@@ -339,8 +349,7 @@ async fn mysql_success_reports_the_greeting() {
     let report = Doctor::builder(Engine::MySql, endpoint, maria.user())
         .database(maria.database())
         .trust(iam::test_trust())
-        .credentials(iam::credentials())
-        .clock(FixedClock::new(UNIX_EPOCH + Duration::from_secs(T0)))
+        .generator(generator_at(0))
         .sts_endpoint(&sts.url)
         .build()
         .run()

@@ -8,9 +8,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use rds_iam_auth::connector::PgConnectorBuilder;
+use rds_iam_auth::dsql::DSQL_RECOMMENDED_MAX_LIFETIME;
 use rds_iam_auth::dsql::{OccConflict, OccRetryPolicy, retry_occ};
+use rds_iam_auth::login::TokenService;
 use rds_iam_auth::pool::{PgConnectionManager, PgManager, PgPool, bb8};
-use rds_iam_auth::{Action, BoxError, DSQL_RECOMMENDED_MAX_LIFETIME, Endpoint, Error, PgConnector};
+use rds_iam_auth::token::Action;
+use rds_iam_auth::{Endpoint, ErrorKind, PgConnector};
 use support::certs::DSQL_HOSTNAME;
 use support::iam::{self, TestClock};
 use support::postgres::DSQL_ROLES;
@@ -19,6 +23,8 @@ use tokio::sync::Mutex;
 
 /// Tests set role passwords: one at a time.
 static TURN: Mutex<()> = Mutex::const_new(());
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 const ADMIN: &str = DSQL_ROLES[0];
 const APP: &str = DSQL_ROLES[1];
@@ -30,7 +36,7 @@ fn dsql_endpoint(dial_port: u16) -> Endpoint {
         .unwrap()
 }
 
-fn builder(clock: &TestClock, role: &str, dial_port: u16) -> rds_iam_auth::PgConnectorBuilder {
+fn builder(clock: &TestClock, role: &str, dial_port: u16) -> PgConnectorBuilder {
     PgConnector::builder(iam::cache(clock), dsql_endpoint(dial_port), role)
         .trust(iam::test_trust())
         .connect_timeout(Duration::from_secs(5))
@@ -84,22 +90,19 @@ async fn the_token_kind_follows_the_endpoint_unless_chosen() {
     install_token_of_now(&dsql, &clock).await;
     // The same host signed as RDS: a token the server (expecting the DSQL one) refuses.
     let as_rds = builder(&clock, APP, postgres().port())
-        .dsql(false)
+        .service(TokenService::Rds)
         .build()
         .unwrap();
     assert_eq!(as_rds.token_request().action(), Action::RdsConnect);
     let error = as_rds.connect().await.expect_err("an RDS token for DSQL");
-    assert!(
-        matches!(error, Error::AuthenticationRejected { .. }),
-        "{error:?}"
-    );
+    assert_eq!(error.kind(), ErrorKind::Rejected, "{error:?}");
     // An RDS name forced to DSQL signs DSQL tokens.
     let forced = PgConnector::builder(
         iam::cache(&clock),
         iam::tunnel_endpoint(postgres().port()),
         ADMIN,
     )
-    .dsql(true)
+    .service(TokenService::Dsql)
     .build()
     .unwrap();
     assert_eq!(forced.token_request().host(), RDS_HOSTNAME);
@@ -123,18 +126,30 @@ fn dsql_defaults_and_token_lifetime_limits() {
         .unwrap();
     assert_eq!(long.token_request().expires_in(), week);
     let too_long = builder(&clock, APP, port).token_lifetime(week + Duration::from_secs(1));
-    assert!(matches!(too_long.build(), Err(Error::InvalidExpiry { .. })));
+    let error = too_long.build().expect_err("over a week");
+    assert_eq!(error.kind(), ErrorKind::InvalidInput, "{error:?}");
+    assert_eq!(error.setting(), Some("token_lifetime"), "{error:?}");
 
-    let rds = |b: rds_iam_auth::PgConnectorBuilder| b.build();
+    let rds = |b: PgConnectorBuilder| b.build();
     let rds_builder = || iam::builder(iam::cache(&clock), iam::tunnel_endpoint(port));
     let plain = rds(rds_builder()).unwrap();
     assert_eq!(plain.token_request().action(), Action::RdsConnect);
     assert_eq!(plain.max_concurrent_logins(), None);
     assert_eq!(plain.recommended_max_lifetime(), None);
     let rds_too_long = rds(rds_builder().token_lifetime(Duration::from_secs(901)));
-    assert!(matches!(rds_too_long, Err(Error::InvalidExpiry { .. })));
+    let error = rds_too_long.expect_err("over 900 s");
+    assert_eq!(error.kind(), ErrorKind::InvalidInput, "{error:?}");
+    assert_eq!(error.setting(), Some("token_lifetime"), "{error:?}");
     let zero = rds(rds_builder().max_concurrent_logins(Some(0)));
-    assert!(matches!(zero, Err(Error::InvalidSetting { .. })));
+    let error = zero.expect_err("a bound of zero");
+    assert_eq!(error.kind(), ErrorKind::InvalidInput, "{error:?}");
+    assert_eq!(error.setting(), Some("max_concurrent_logins"), "{error:?}");
+    assert!(
+        error
+            .to_string()
+            .starts_with("invalid setting `max_concurrent_logins`: "),
+        "{error}"
+    );
 }
 
 async fn backend_pid(client: &tokio_postgres::Client) -> i32 {
@@ -250,6 +265,33 @@ async fn occ_conflicts_are_retried_until_the_transaction_commits() {
     assert_eq!((tries, runs.load(Ordering::SeqCst)), (3, 3));
 }
 
+/// A message that names a conflict (it echoes the value `'OC000'` that failed a cast) is not
+/// a conflict: SQLSTATE `22P02` is not retried, though the closure would have run 5 times
+/// when the text decided.
+#[tokio::test]
+async fn a_message_naming_a_conflict_is_not_a_conflict() {
+    let _turn = TURN.lock().await;
+    let clock = TestClock::new();
+    let connector = connector(&clock, ADMIN);
+    install_token_of_now(&connector, &clock).await;
+    let client = connector.connect().await.unwrap();
+    let runs = AtomicU32::new(0);
+    let error = retry_occ(&fast_policy(), || async {
+        runs.fetch_add(1, Ordering::SeqCst);
+        client
+            .query_one("SELECT $1::text::int", &[&"OC000"])
+            .await
+            .map(|row| row.get::<_, i32>(0))
+    })
+    .await
+    .expect_err("not a number");
+    let db = error.error().as_db_error().expect("a server error");
+    assert!(db.message().contains("OC000"), "{}", db.message());
+    assert_eq!(db.code().code(), "22P02");
+    assert_eq!((error.attempts(), runs.load(Ordering::SeqCst)), (1, 1));
+    assert!(!error.is_conflict());
+}
+
 #[tokio::test]
 async fn other_errors_are_never_retried_and_exhaustion_counts_every_run() {
     let _turn = TURN.lock().await;
@@ -334,9 +376,13 @@ fn a_mysql_connector_refuses_a_dsql_endpoint() {
     let built = rds_iam_auth::MySqlConnector::builder(iam::cache(&clock), dsql_endpoint(3306), APP)
         .trust(iam::test_trust())
         .build();
-    assert!(
-        matches!(built, Err(Error::InvalidSetting { name: "dsql", .. })),
-        "{built:?}"
+    let error = built.expect_err("DSQL with MySQL");
+    assert_eq!(error.kind(), ErrorKind::InvalidInput, "{error:?}");
+    assert_eq!(error.setting(), Some("service"), "{error:?}");
+    assert_eq!(
+        error.to_string(),
+        "invalid setting `service`: Aurora DSQL speaks PostgreSQL only: connect with the \
+         PostgreSQL connector or pool"
     );
 }
 
@@ -351,7 +397,8 @@ async fn a_connection_limit_refusal_says_what_to_do() {
     let result = connector.connect().await;
     postgres().admin_sql(&format!("ALTER ROLE {APP} CONNECTION LIMIT -1"));
     let error = result.expect_err("over the role's connection limit");
-    assert!(matches!(error, Error::Connect { .. }), "{error:?}");
+    assert_eq!(error.kind(), ErrorKind::Connect, "{error:?}");
+    assert_eq!(error.sqlstate(), Some("53300"), "{error:?}");
     let message = error.to_string();
     assert!(message.contains("too many open connections"), "{message}");
 }

@@ -1,12 +1,12 @@
 //! Every public constructor against hostile input, as tables: each row names the exact
-//! outcome (a typed error variant, or success), and nothing panics.
+//! outcome (an error's kind, setting and message, or success), and nothing panics.
 
 use std::time::Duration;
 
 use rds_iam_auth::policy::{DsqlClusterArn, RdsDbUserArn};
-use rds_iam_auth::{Endpoint, Error, Region, TokenRequest};
+use rds_iam_auth::{Endpoint, Error, ErrorKind, Region, TokenRequest};
 
-/// The outcome a row expects: success or one error variant.
+/// The outcome a row expects: success or one kind of invalid input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Got {
     Accepted,
@@ -21,20 +21,33 @@ enum Got {
 }
 use Got::*;
 
+/// The outcome of `result`: each error must be an `InvalidInput` error naming its setting,
+/// and where two outcomes share a setting (an invalid hostname and an IP address as the
+/// signing host; an unknown region and a region that cannot be inferred), its message tells
+/// which.
 fn got<T>(result: Result<T, Error>) -> Got {
-    match result {
-        Ok(_) => Accepted,
-        Err(e) => match e {
-            Error::InvalidHostname { .. } => InvalidHostname,
-            Error::IpAddressAsSigningHost { .. } => IpAsSigningHost,
-            Error::InvalidPort { .. } => InvalidPort,
-            Error::InvalidEndpoint { .. } => InvalidEndpoint,
-            Error::InvalidRegion { .. } => InvalidRegion,
-            Error::InvalidUser { .. } => InvalidUser,
-            Error::InvalidExpiry { .. } => InvalidExpiry,
-            Error::InvalidPolicyInput { .. } => InvalidPolicyInput,
-            other => panic!("unexpected error variant: {other:?}"),
-        },
+    let e = match result {
+        Ok(_) => return Accepted,
+        Err(e) => e,
+    };
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e:?}");
+    assert!(e.is_invalid_input(), "{e:?}");
+    let msg = e.to_string();
+    let setting = e.setting();
+    match setting {
+        Some("hostname") if msg.starts_with("invalid hostname `") => InvalidHostname,
+        Some("hostname") if msg.contains("` is an IP address, but IAM tokens are signed for") => {
+            IpAsSigningHost
+        }
+        Some("port") if msg.starts_with("port 0 cannot be dialled") => InvalidPort,
+        Some("endpoint") if msg.starts_with("invalid endpoint `") => InvalidEndpoint,
+        Some("region") if msg.starts_with("unknown region `") => InvalidRegion,
+        Some("user") if msg.starts_with("invalid database user name: ") => InvalidUser,
+        Some("token_lifetime") if msg.starts_with("token lifetime of ") => InvalidExpiry,
+        Some("account id" | "resource id") if msg.contains(" for an IAM policy: ") => {
+            InvalidPolicyInput
+        }
+        _ => panic!("unexpected error: setting {setting:?}: {e:?}"),
     }
 }
 

@@ -9,9 +9,10 @@
 
 mod support;
 
+use rds_iam_auth::Endpoint;
+use rds_iam_auth::connector::MySql;
 use rds_iam_auth::mysql_async::prelude::*;
 use rds_iam_auth::mysql_async::{self, Conn};
-use rds_iam_auth::{Endpoint, MySql};
 use support::iam::{self, TestClock};
 use support::{RDS_HOSTNAME, mariadb_or_skip};
 use tokio::sync::Mutex;
@@ -37,7 +38,7 @@ async fn the_server_forces_the_cleartext_plugin_and_tls() {
         .unwrap();
     let token = iam::token_at(connector.token_request(), clock.at()).await;
     db.set_password(token.expose());
-    rds_iam_auth::install_default_crypto_provider();
+    rds_iam_auth::tls::install_default_crypto_provider();
 
     let opts = |cleartext: bool, tls: bool| {
         let ssl = mysql_async::SslOpts::default()

@@ -6,7 +6,7 @@
 
 mod support;
 
-use rds_iam_auth::MySql;
+use rds_iam_auth::connector::MySql;
 use tokio::sync::Mutex;
 
 static TURN: Mutex<()> = Mutex::const_new(());

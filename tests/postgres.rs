@@ -6,7 +6,8 @@
 
 mod support;
 
-use rds_iam_auth::{Endpoint, Postgres};
+use rds_iam_auth::Endpoint;
+use rds_iam_auth::connector::Postgres;
 use support::iam::{self, TestClock};
 use support::postgres;
 use tokio::sync::Mutex;

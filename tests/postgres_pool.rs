@@ -4,7 +4,7 @@
 
 mod support;
 
-use rds_iam_auth::Postgres;
+use rds_iam_auth::connector::Postgres;
 use tokio::sync::Mutex;
 
 static TURN: Mutex<()> = Mutex::const_new(());

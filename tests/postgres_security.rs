@@ -8,7 +8,8 @@ mod support;
 
 use std::time::Duration;
 
-use rds_iam_auth::{Endpoint, Engine, Error, Postgres};
+use rds_iam_auth::connector::Postgres;
+use rds_iam_auth::{Endpoint, Engine, ErrorKind};
 use support::fake_postgres::{Answer, fake_server};
 use support::security::{assert_no_token_bytes, connector_to};
 
@@ -22,16 +23,8 @@ async fn tls_refused_by_the_server_fails_without_sending_the_token() {
         .connect()
         .await
         .expect_err("no plaintext fallback");
-    assert!(
-        matches!(
-            err,
-            Error::Connect {
-                engine: Engine::Postgres,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert_eq!(err.kind(), ErrorKind::Tls, "{err:?}");
+    assert_eq!(err.engine(), Some(Engine::Postgres), "{err:?}");
     assert!(err.to_string().contains("offered no TLS"), "{err}");
     assert!(!err.to_string().contains("with_ca_file"), "{err}");
     assert_eq!(server.received().len(), 8, "only the SSLRequest");
@@ -42,10 +35,10 @@ async fn tls_refused_by_the_server_fails_without_sending_the_token() {
 async fn an_ip_address_as_signing_host_fails_before_any_socket_is_opened() {
     let server = fake_server(Answer::RefuseTls).await;
     let err = Endpoint::new("127.0.0.1", server.port).unwrap_err();
-    assert!(
-        matches!(err, Error::IpAddressAsSigningHost { .. }),
-        "{err:?}"
-    );
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err:?}");
+    assert_eq!(err.setting(), Some("hostname"), "{err:?}");
+    // An IP address, not an otherwise invalid hostname.
+    assert!(err.to_string().contains("is an IP address"), "{err}");
     assert!(err.to_string().contains("dial address"), "{err}");
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(server.connections(), 0);

@@ -6,7 +6,9 @@ mod support;
 use std::time::{Duration, UNIX_EPOCH};
 
 use proptest::prelude::*;
-use rds_iam_auth::{Credentials, Endpoint, Region, TokenRequest, TokenSigner, infer_region};
+use rds_iam_auth::endpoint::infer_region;
+use rds_iam_auth::token::TokenSigner;
+use rds_iam_auth::{Credentials, Endpoint, Region, TokenRequest};
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]

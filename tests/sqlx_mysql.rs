@@ -9,7 +9,7 @@ mod support;
 mod example;
 
 use rds_iam_auth::sqlx_0_9::{IamMySqlPool, sqlx};
-use rds_iam_auth::{Endpoint, Error, TokenRequest};
+use rds_iam_auth::{Endpoint, ErrorKind, TokenRequest};
 use support::iam::{self, TestClock};
 use support::mariadb_or_skip;
 
@@ -27,9 +27,12 @@ async fn a_dsql_endpoint_is_refused() {
         .build_lazy()
         .await
         .expect_err("DSQL with MySQL");
-    assert!(
-        matches!(err, Error::InvalidSetting { name: "dsql", .. }),
-        "{err:?}"
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err:?}");
+    assert_eq!(err.setting(), Some("service"), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "invalid setting `service`: Aurora DSQL speaks PostgreSQL only: connect with the \
+         PostgreSQL connector or pool"
     );
 }
 

@@ -22,7 +22,8 @@
 //! handed out instead while, at the time the attempt ended, it is before its hard deadline (a
 //! failed refresh ahead) or still valid for at least the grace period (10 s by default).
 //! Credentials that expire within the margin are refused
-//! ([`Error::CredentialsExpiring`]), not signed into a token that would die under it.
+//! (an error of kind [`Credentials`](crate::ErrorKind::Credentials)), not signed into a token
+//! that would die under it.
 //!
 //! **Memory** is bounded: at most [`DEFAULT_MAX_KEYS`] keys (configurable); keys whose token
 //! has expired are evicted, and when the cache is full the keys whose tokens expire first
@@ -44,10 +45,10 @@ use tokio::sync::Notify;
 
 use crate::credentials::Backoff;
 use crate::error::{Detail, Error, Result};
-use crate::token::TokenGenerator;
 use crate::observe::{self, CacheEvent};
-use crate::token::TokenRequest;
 use crate::token::IamAuthToken;
+use crate::token::TokenGenerator;
+use crate::token::TokenRequest;
 use hot::{PrecomputedHash, ShardedCounter, TokenCopies, shard_index};
 use map::ShardedMap;
 
@@ -212,7 +213,8 @@ impl TokenCache {
     /// A token for `request` with more than the refresh margin left.
     ///
     /// Ends within the generator's credentials timeout (5 s by default) plus signing time:
-    /// a hung credentials provider yields [`Error::CredentialsTimeout`].
+    /// a hung credentials provider yields a [`Credentials`](crate::ErrorKind::Credentials)
+    /// error for which [`is_timeout`](crate::Error::is_timeout) holds.
     pub async fn get(&self, request: &TokenRequest) -> Result<IamAuthToken> {
         let now = self.now();
         if let Some(token) = self.fresh_token(request, now) {
@@ -333,6 +335,11 @@ impl TokenCache {
 
     fn now(&self) -> SystemTime {
         self.inner.generator.clock().now()
+    }
+
+    /// The monotonic time backoffs count on (a stepped wall clock must not move them).
+    fn instant(&self) -> std::time::Instant {
+        self.inner.generator.clock().instant()
     }
 
     /// The hit path: a lock-free map probe (the token is in the entry) and a reference-count
@@ -521,7 +528,7 @@ impl TokenCache {
     async fn attempt(&self, slot: &Slot, request: &TokenRequest) -> Result<IamAuthToken> {
         {
             let attempts = slot.lock_attempts();
-            if attempts.backoff.holds(self.now())
+            if attempts.backoff.holds(self.instant())
                 && let Some(error) = &attempts.failure
             {
                 return Err(error.clone());
@@ -549,7 +556,7 @@ impl TokenCache {
                 Ok(token)
             }
             Err(error) => {
-                attempts.backoff.failed(now);
+                attempts.backoff.failed(self.instant());
                 attempts.failure = Some(error.clone());
                 drop(attempts);
                 self.inner
@@ -625,7 +632,8 @@ impl TokenCache {
             return Err(Detail::CredentialsExpiring {
                 expires_at: token.expires_at(),
                 margin,
-            }.into());
+            }
+            .into());
         }
         let lifetime = token
             .expires_at()

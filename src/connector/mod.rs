@@ -19,6 +19,7 @@ pub(crate) mod postgres;
 use std::fmt;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -207,7 +208,7 @@ impl<D: Driver> Connector<D> {
     }
 
     /// The maximum lifetime pools should give this connector's connections:
-    /// [`DSQL_RECOMMENDED_MAX_LIFETIME`](crate::dsql::DSQL_RECOMMENDED_MAX_LIFETIME) for
+    /// [`DSQL_RECOMMENDED_MAX_LIFETIME`] for
     /// Aurora DSQL (which closes connections after an hour), `None` for RDS (no session
     /// limit; tokens are checked at login only). The deadpool [`Manager`](crate::pool) uses
     /// it by default; for bb8 pass it to `Builder::max_lifetime`.
@@ -226,17 +227,47 @@ impl<D: Driver> Connector<D> {
 
     /// Logs in through the login layer: one attempt is the driver's login with one token to
     /// where the endpoint dials now.
-    pub(crate) async fn login(&self) -> Result<D::Login> {
+    ///
+    /// The future is boxed: its type (the routine, the timeout, the span and the driver's
+    /// login, nested) is deep enough that a caller's own future around a pool checkout would
+    /// reach the compiler's query depth limit; a login costs far more than one allocation.
+    pub(crate) fn login(&self) -> Pin<Box<dyn Future<Output = Result<D::Login>> + Send + '_>> {
         let core = &*self.inner;
-        core.login
-            .run(&core.cache, |token| async move {
-                let dial = dial(&core.login).await?;
-                D::attempt(&core.options, dial, &token).await.map_err(|e| {
-                    let rejected = D::is_rejected(&e);
-                    core.login.driver_error(e, rejected)
-                })
+        Box::pin(core.login.run(&core.cache, move |token| async move {
+            let dial = dial(&core.login).await?;
+            D::attempt(&core.options, dial, &token).await.map_err(|e| {
+                let rejected = D::is_rejected(&e);
+                core.login.driver_error(e, rejected)
             })
-            .await
+        }))
+    }
+
+    /// One round trip on an open connection (a pool's check before reuse), bounded by the
+    /// connect timeout: a peer that went away without a word (a failover, a partition)
+    /// must not hang a checkout until the kernel gives up.
+    #[cfg_attr(
+        not(any(
+            feature = "deadpool-postgres",
+            feature = "deadpool-mysql",
+            feature = "bb8-postgres",
+            feature = "bb8-mysql"
+        )),
+        allow(dead_code)
+    )]
+    pub(crate) async fn ping(&self, connection: &mut D::Connection) -> Result<()> {
+        let login = &self.inner.login;
+        let timeout = login
+            .connect_timeout
+            .unwrap_or(crate::login::DEFAULT_CONNECT_TIMEOUT);
+        match tokio::time::timeout(timeout, D::ping(connection)).await {
+            Ok(answer) => answer.map_err(|e| self.driver_error(e)),
+            Err(_) => Err(Detail::Unresponsive {
+                engine: D::ENGINE,
+                endpoint: login.endpoint.to_string(),
+                timeout,
+            }
+            .into()),
+        }
     }
 
     /// The crate's error for a driver error on an open connection (a failed ping).

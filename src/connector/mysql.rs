@@ -52,7 +52,7 @@ pub struct MySql;
 /// use rds_iam_auth::{Endpoint, MySqlConnector, TokenCache, TokenGenerator};
 ///
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-/// let cache = TokenCache::new(TokenGenerator::from_env().await?);
+/// let cache = TokenCache::new(TokenGenerator::from_env());
 /// let endpoint = Endpoint::new("mydb.cluster-abc123.us-east-1.rds.amazonaws.com", 3306)?;
 /// let connector = MySqlConnector::builder(cache, endpoint, "iam_user")
 ///     .database("appdb")
@@ -65,7 +65,7 @@ pub struct MySql;
 ///
 /// When the server rejects a token (error 1045), the connector tells the cache to forget
 /// it, signs a fresh one and tries once more; a second rejection is
-/// [`Error::AuthenticationRejected`](crate::Error::AuthenticationRejected), which lists the
+/// [`ErrorKind::Rejected`](crate::ErrorKind::Rejected), whose message lists the
 /// likely causes.
 ///
 /// Connections come as [`MySqlConnection`]: a `mysql_async::Conn` behind mysql_async's
@@ -95,12 +95,17 @@ impl sealed::Driver for MySql {
 
     fn options(login: &Login) -> Opts {
         install_default_crypto_provider();
-        base_opts(
+        let opts = base_opts(
             login.endpoint.host(),
             login.request.user(),
             login.database.clone(),
             &login.trust,
-        )
+        );
+        // mysql_async sets the keepalive idle time only (the probes' interval and count are
+        // the kernel's).
+        OptsBuilder::from_opts(opts)
+            .tcp_keepalive(login.dead_peer_timeout.map(|dead| dead / 2))
+            .into()
     }
 
     async fn attempt(
@@ -286,12 +291,7 @@ fn attempt_opts(options: &Opts, dial: Dial, token: &IamAuthToken) -> Opts {
 }
 
 /// Everything the connection needs but the password and where to dial.
-fn base_opts(
-    host: &str,
-    user: &str,
-    database: Option<String>,
-    trust: &TrustStore,
-) -> Opts {
+fn base_opts(host: &str, user: &str, database: Option<String>, trust: &TrustStore) -> Opts {
     // DER, one certificate per entry: mysql_async reads a buffer without a PEM block as DER.
     // The embedded AWS certificates are borrowed from a static: mysql_async clones its
     // options, and this list with them, at every connection.
@@ -332,6 +332,7 @@ mod tests {
     use crate::token::TokenGenerator;
     use aws_credential_types::Credentials;
     use std::collections::HashMap;
+    use std::time::Duration;
 
     fn cache() -> TokenCache {
         let credentials = Credentials::new("AKIDEXAMPLE", "secret", None, None, "test");
@@ -377,6 +378,8 @@ mod tests {
         assert_eq!(ssl.tls_hostname_override(), None);
         assert_eq!(ssl.root_certs().len(), trust.len());
         assert_eq!(opts.ip_or_hostname(), HOST, "the TLS name");
+        // Keepalive probes from half the dead-peer timeout (60 s) on.
+        assert_eq!(opts.tcp_keepalive(), Some(Duration::from_secs(30)));
         let ips = vec!["127.0.0.1".parse().unwrap()];
         let token = IamAuthToken::new(
             "token".to_owned(),

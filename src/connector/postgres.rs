@@ -39,7 +39,7 @@ pub struct Postgres;
 /// use rds_iam_auth::{Endpoint, PgConnector, TokenCache, TokenGenerator};
 ///
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-/// let cache = TokenCache::new(TokenGenerator::from_env().await?);
+/// let cache = TokenCache::new(TokenGenerator::from_env());
 /// let endpoint = Endpoint::new("mydb.cluster-abc123.us-east-1.rds.amazonaws.com", 5432)?;
 /// let connector = PgConnector::builder(cache, endpoint, "iam_user")
 ///     .database("appdb")
@@ -53,7 +53,7 @@ pub struct Postgres;
 ///
 /// When the server rejects a token (SQLSTATE `28000`/`28P01`), the connector tells the cache
 /// to forget it, signs a fresh one and tries once more; a second rejection is
-/// [`Error::AuthenticationRejected`](crate::Error::AuthenticationRejected), which lists the
+/// [`ErrorKind::Rejected`](crate::ErrorKind::Rejected), whose message lists the
 /// likely causes.
 ///
 /// [`connect`](Connector::connect) spawns the connection task on the current tokio runtime
@@ -109,6 +109,16 @@ impl sealed::Driver for Postgres {
             .ssl_mode(SslMode::Require);
         if let Some(timeout) = login.connect_timeout {
             config.connect_timeout(timeout);
+        }
+        if let Some(dead) = login.dead_peer_timeout {
+            // Probes from half the timeout on, three of them a sixth apart: a silent peer is
+            // found dead after the whole; unacknowledged data fails after it too.
+            config
+                .keepalives(true)
+                .keepalives_idle(dead / 2)
+                .keepalives_interval(dead / 6)
+                .keepalives_retries(3)
+                .tcp_user_timeout(dead);
         }
         if let Some(db) = &login.database {
             config.dbname(db);
@@ -262,6 +272,12 @@ mod tests {
         assert_eq!(cfg.get_password(), None);
         assert_eq!(cfg.get_application_name(), Some("app"));
         assert_eq!(cfg.get_connect_timeout(), Some(&Duration::from_secs(3)));
+        // A dead peer is noticed within the dead-peer timeout (60 s), not the kernel's 2 h.
+        assert!(cfg.get_keepalives());
+        assert_eq!(cfg.get_keepalives_idle(), Duration::from_secs(30));
+        assert_eq!(cfg.get_keepalives_interval(), Some(Duration::from_secs(10)));
+        assert_eq!(cfg.get_keepalives_retries(), Some(3));
+        assert_eq!(cfg.get_tcp_user_timeout(), Some(&Duration::from_secs(60)));
     }
 
     #[test]

@@ -8,6 +8,13 @@
 //! Every resolution is bounded by a timeout (a hung metadata service must not hang a
 //! connection), and a failure is remembered for a backoff step (1 s, doubling to 30 s,
 //! reset on success) so that an outage is not answered with a flood of provider calls.
+//! Backoffs count on the monotonic clock ([`Clock::instant`]): a wall clock stepped back
+//! must not freeze them, nor one stepped forward skip them.
+//!
+//! A token the database rejected may have been signed with revoked or stale credentials, so
+//! the first rejection drops them; repeated rejections within [`REJECTION_HOLD`] do not
+//! again (a user not granted `rds_iam` is rejected whatever the credentials): a pool's retry
+//! loop must not turn into provider calls at the login rate.
 
 #[cfg(feature = "aws-config")]
 pub(crate) mod aws_config;
@@ -18,7 +25,7 @@ use std::future::Future;
 use std::pin::pin;
 use std::sync::{Arc, Mutex, RwLock};
 use std::task::Poll;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
@@ -32,6 +39,9 @@ pub(crate) const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(5 * 60);
 /// Credentials without an expiry (static keys, some profiles) are re-resolved this often,
 /// so that an edited profile or rotated environment is picked up.
 pub(crate) const NO_EXPIRY_REUSE: Duration = Duration::from_secs(15 * 60);
+/// After a rejected token dropped the credentials, further rejections keep the (new)
+/// credentials this long: at most one provider call per hold, however many logins fail.
+pub(crate) const REJECTION_HOLD: Duration = Duration::from_secs(5 * 60);
 /// Default bound on one credentials resolution: aws-config bounds its own credential loads
 /// at 5 s, and a resolution that takes longer is as good as hung for a connection waiting.
 pub const DEFAULT_CREDENTIALS_TIMEOUT: Duration = Duration::from_secs(5);
@@ -68,12 +78,15 @@ struct Last {
     attempts: u64,
     outcome: Option<std::result::Result<Entry, Error>>,
     failures: Backoff,
+    /// Until then, a rejected token does not drop the credentials again.
+    rejection_hold_until: Option<Instant>,
 }
 
-/// The memory of consecutive failures: no new attempt before `retry_at`.
+/// The memory of consecutive failures: no new attempt before `retry_at`, on the monotonic
+/// clock.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct Backoff {
-    retry_at: Option<SystemTime>,
+    retry_at: Option<Instant>,
     consecutive: u32,
 }
 
@@ -82,7 +95,7 @@ impl Backoff {
     const MAX: Duration = Duration::from_secs(30);
 
     /// After a failure at `now`: the next attempt waits 1 s, then 2, 4, ... up to 30 s.
-    pub(crate) fn failed(&mut self, now: SystemTime) {
+    pub(crate) fn failed(&mut self, now: Instant) {
         let step = Self::FIRST
             .checked_mul(1 << self.consecutive.min(5))
             .map_or(Self::MAX, |d| d.min(Self::MAX));
@@ -100,7 +113,7 @@ impl Backoff {
     }
 
     /// `true` while a remembered failure holds new attempts back.
-    pub(crate) fn holds(&self, now: SystemTime) -> bool {
+    pub(crate) fn holds(&self, now: Instant) -> bool {
         self.retry_at.is_some_and(|at| now < at)
     }
 }
@@ -142,7 +155,7 @@ impl CachedCredentials {
         }
         let ticket = {
             let last = self.last();
-            if last.failures.holds(now)
+            if last.failures.holds(clock.instant())
                 && let Some(Err(error)) = &last.outcome
             {
                 return Err(error.clone());
@@ -191,7 +204,7 @@ impl CachedCredentials {
             }
             Err(error) => {
                 tracing::warn!(%error, "resolving AWS credentials failed");
-                last.failures.failed(now);
+                last.failures.failed(clock.instant());
                 last.outcome = Some(Err(error.clone()));
                 Err(error)
             }
@@ -216,22 +229,32 @@ impl CachedCredentials {
 
     /// Forgets every remembered credentials: the next [`get`](Self::get) asks the provider.
     pub(crate) fn invalidate(&self) {
-        self.invalidate_up_to(u64::MAX);
+        let mut last = self.last();
+        *self.write() = None;
+        last.failures.release();
+        last.outcome = None;
     }
 
-    /// Forgets the remembered credentials if they come from resolution `generation` or an
-    /// earlier one (those that signed a rejected token), and lets the next resolution go
-    /// ahead at once even after a failure: a rejection is news the backoff did not know.
-    /// Reports about older credentials than the current ones change nothing.
-    pub(crate) fn invalidate_up_to(&self, generation: u64) {
+    /// After the database rejected a token signed with the credentials of resolution
+    /// `generation` (at monotonic time `now`): forgets the remembered credentials if they come
+    /// from that resolution or an earlier one, and lets the next resolution go ahead at once
+    /// even after a failure (a rejection is news the backoff did not know). Reports about
+    /// older credentials than the current ones change nothing, and so do rejections within
+    /// [`REJECTION_HOLD`] of the last one that did: those are the database's refusals, not
+    /// the credentials'.
+    pub(crate) fn invalidate_up_to(&self, generation: u64, now: Instant) {
+        // `last` before `current`, as `get` takes them.
+        let mut last = self.last();
         let mut current = self.write();
-        if current.as_ref().is_none_or(|e| e.generation <= generation) {
-            *current = None;
-            drop(current);
-            let mut last = self.last();
-            last.failures.release();
-            last.outcome = None;
+        if current.as_ref().is_some_and(|e| e.generation > generation)
+            || last.rejection_hold_until.is_some_and(|until| now < until)
+        {
+            return;
         }
+        last.rejection_hold_until = now.checked_add(REJECTION_HOLD);
+        *current = None;
+        last.failures.release();
+        last.outcome = None;
     }
 
     fn fresh(&self, now: SystemTime) -> Option<(Credentials, u64)> {
@@ -332,6 +355,70 @@ mod tests {
         c.get(&FixedClock::new(t0 + Duration::from_secs(901)))
             .await
             .unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+    }
+
+    /// Fails its first call, then answers.
+    #[derive(Debug)]
+    struct FailsOnce(Arc<AtomicUsize>);
+
+    impl ProvideCredentials for FailsOnce {
+        fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
+        where
+            Self: 'a,
+        {
+            let answer = match self.0.fetch_add(1, Ordering::SeqCst) {
+                0 => {
+                    Err(aws_credential_types::provider::error::CredentialsError::not_loaded("down"))
+                }
+                _ => Ok(Credentials::new("AKID", "secret", None, None, "flaky")),
+            };
+            future::ProvideCredentials::ready(answer)
+        }
+    }
+
+    #[tokio::test]
+    async fn the_failure_backoff_counts_on_the_monotonic_clock() {
+        let t0 = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let calls = Arc::new(AtomicUsize::new(0));
+        let c = CachedCredentials::new(
+            SharedCredentialsProvider::new(FailsOnce(calls.clone())),
+            DEFAULT_CREDENTIALS_TIMEOUT,
+        );
+        let clock = crate::clock::ManualClock::new(t0);
+        assert!(c.get(&clock).await.is_err());
+        // The wall clock jumps an hour ahead: the 1 s backoff has not passed.
+        clock.set_wall(t0 + Duration::from_secs(3600));
+        assert!(c.get(&clock).await.is_err());
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "still held back");
+        // It steps back an hour and a second passes: the backoff is over, whatever the wall.
+        clock.set_wall(t0 - Duration::from_secs(3600));
+        clock.advance(Duration::from_secs(1));
+        c.get(&clock).await.expect("the provider recovered");
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn repeated_rejections_cost_one_provider_call_per_hold() {
+        let t0 = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let (c, calls) = cached(None);
+        let clock = crate::clock::ManualClock::new(t0);
+        let (_, generation) = c.get(&clock).await.unwrap();
+        // The first rejection drops the credentials: new ones from the provider.
+        c.invalidate_up_to(generation, clock.instant());
+        let (_, generation) = c.get(&clock).await.unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        // 20 more within a minute: the database's refusals, not the credentials'.
+        for _ in 0..20 {
+            clock.advance(Duration::from_secs(3));
+            c.invalidate_up_to(generation, clock.instant());
+            c.get(&clock).await.unwrap();
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 2, "no call per rejection");
+        // After the hold, a rejection drops them again.
+        clock.advance(REJECTION_HOLD);
+        c.invalidate_up_to(generation, clock.instant());
+        c.get(&clock).await.unwrap();
         assert_eq!(calls.load(Ordering::SeqCst), 3);
     }
 

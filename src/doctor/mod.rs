@@ -42,7 +42,7 @@ use crate::endpoint::Endpoint;
 use crate::engine::Engine;
 use crate::error::Detail;
 use crate::login::{self, DEFAULT_CONNECT_TIMEOUT, Honours, LoginBuilder, Settings};
-use crate::token::{TokenGenerator, TokenRequest};
+use crate::token::{Action, TokenGenerator, TokenRequest};
 
 mod probe;
 mod sts;
@@ -85,6 +85,7 @@ impl login::sealed::FrontEnd for Doctor {
         dial_address: true,
         connect_timeout: true,
         max_concurrent_logins: false,
+        dead_peer_timeout: true,
     };
 }
 
@@ -140,11 +141,14 @@ pub struct Check {
 }
 
 impl Check {
+    /// Every text of a check goes through [`printable`]: much of it quotes the server (its
+    /// error packets, greeting, certificate names), and a terminal must not take escape
+    /// sequences or line breaks from there (a forged `✓ login` line).
     fn new(step: &'static str, status: Status, message: impl Into<String>) -> Self {
         Self {
             step,
             status,
-            message: message.into(),
+            message: printable(&message.into()),
             details: Vec::new(),
             fix: None,
         }
@@ -163,12 +167,12 @@ impl Check {
     }
 
     fn fix(mut self, fix: impl Into<String>) -> Self {
-        self.fix = Some(fix.into());
+        self.fix = Some(printable(&fix.into()));
         self
     }
 
     fn detail(mut self, line: impl Into<String>) -> Self {
-        self.details.push(line.into());
+        self.details.push(printable(&line.into()));
         self
     }
 }
@@ -390,28 +394,12 @@ impl Doctor {
                 .fix("set AWS_ENDPOINT_URL_STS to an STS VPC endpoint if STS is unreachable");
             }
         };
-        let mut check = Check::pass("identity", format!("IAM principal {}", identity.arn));
-        if let Some(request) = request {
-            let arn = crate::policy::RdsDbUserArn::new(
-                request.region().as_str(),
-                &identity.account,
-                "*",
-                request.user(),
-            );
-            if let Ok(arn) = arn {
-                check = check
-                    .detail(format!(
-                        "its policy must allow rds-db:connect on {arn} (narrow `*` to the \
-                         DbiResourceId `db-...` or DbClusterResourceId `cluster-...`)"
-                    ))
-                    .detail(
-                        "the resource id is in the console (Configuration tab) or `aws rds \
-                         describe-db-clusters --query 'DBClusters[].DbClusterResourceId'` \
-                         (instances: describe-db-instances, DbiResourceId)",
-                    );
-            }
+        let check = Check::pass("identity", format!("IAM principal {}", identity.arn));
+        match request {
+            Some(request) if is_dsql(request) => dsql_policy_details(check, request, &identity),
+            Some(request) => rds_policy_details(check, request, &identity),
+            None => check,
         }
-        check
     }
 
     /// (3) DNS, TCP and TLS to the dialled address, without sending a password. Returns what
@@ -441,7 +429,12 @@ impl Doctor {
                 return None;
             }
         };
-        let probe = probe::probe(self.engine, tcp, &self.settings.endpoint, &self.settings.trust);
+        let probe = probe::probe(
+            self.engine,
+            tcp,
+            &self.settings.endpoint,
+            &self.settings.trust,
+        );
         let (check, probe) = match tokio::time::timeout(self.timeout, probe).await {
             Ok(Ok(probe)) => (
                 probe::check(&probe, &self.settings.endpoint, &self.settings.trust),
@@ -555,6 +548,9 @@ impl Doctor {
     fn rejected(&self, request: &TokenRequest, tls: Option<&TlsProbe>) -> Check {
         let user = &self.settings.user;
         let (host, port) = (request.host(), request.port());
+        if is_dsql(request) {
+            return rejected_check(user, tls, dsql_rejection_causes(request));
+        }
         let mut causes = match self.engine {
             Engine::Postgres => vec![format!(
                 "the user is not allowed IAM logins: `GRANT rds_iam TO \"{user}\";` (and it must \
@@ -596,22 +592,7 @@ impl Doctor {
                     .to_owned(),
             );
         }
-        let mut check = Check::fail(
-            "login",
-            format!("the server rejected a freshly signed token for `{user}`"),
-            "work through the causes above in order; the server's log names the reason \
-             (PostgreSQL: `PAM authentication failed`; RDS events for IAM DB auth errors)",
-        );
-        if let Some(tls) = tls {
-            check = check.detail(format!(
-                "TLS was fine ({}): the token reached the server",
-                tls.protocol
-            ));
-        }
-        for (i, cause) in causes.into_iter().enumerate() {
-            check = check.detail(format!("{}. {cause}", i + 1));
-        }
-        check
+        rejected_check(user, tls, causes)
     }
 
     /// The local clock against the server certificate's validity: a coarse bound on skew.
@@ -673,11 +654,10 @@ impl DoctorBuilder {
                 region.as_ref(),
             ))
         });
-        let sts_endpoint = self.setup.sts_endpoint.or_else(|| {
-            ["AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL"]
-                .iter()
-                .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
-        });
+        let sts_endpoint = self
+            .setup
+            .sts_endpoint
+            .or_else(|| configured_sts_endpoint(|name| std::env::var(name).ok()));
         Doctor {
             engine: self.engine,
             timeout: settings.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT),
@@ -686,6 +666,111 @@ impl DoctorBuilder {
             sts_endpoint,
         }
     }
+}
+
+fn is_dsql(request: &TokenRequest) -> bool {
+    matches!(
+        request.action(),
+        Action::DsqlConnect | Action::DsqlConnectAdmin
+    )
+}
+
+/// What the principal's policy must allow for an RDS token.
+fn rds_policy_details(check: Check, request: &TokenRequest, identity: &sts::Identity) -> Check {
+    let arn = crate::policy::RdsDbUserArn::new(
+        request.region().as_str(),
+        &identity.account,
+        "*",
+        request.user(),
+    );
+    let Ok(arn) = arn else { return check };
+    check
+        .detail(format!(
+            "its policy must allow rds-db:connect on {arn} (narrow `*` to the DbiResourceId \
+             `db-...` or DbClusterResourceId `cluster-...`)"
+        ))
+        .detail(
+            "the resource id is in the console (Configuration tab) or `aws rds \
+             describe-db-clusters --query 'DBClusters[].DbClusterResourceId'` (instances: \
+             describe-db-instances, DbiResourceId)",
+        )
+}
+
+/// What the principal's policy must allow for a DSQL token: the action the token asks for,
+/// on the cluster.
+fn dsql_policy_details(check: Check, request: &TokenRequest, identity: &sts::Identity) -> Check {
+    let cluster = request.host().split('.').next().unwrap_or_default();
+    let arn =
+        crate::policy::DsqlClusterArn::new(request.region().as_str(), &identity.account, cluster)
+            .map_or_else(
+                |_| format!("the cluster `{}`", request.host()),
+                |arn| arn.to_string(),
+            );
+    check.detail(format!(
+        "its policy must allow dsql:{} on {arn}",
+        request.action().name()
+    ))
+}
+
+/// A DSQL server refused a freshly signed token: the causes, most likely first.
+fn dsql_rejection_causes(request: &TokenRequest) -> Vec<String> {
+    let user = request.user();
+    let mut causes = Vec::new();
+    if request.action() == Action::DsqlConnect {
+        causes.push(format!(
+            "the role `{user}` does not exist or is not linked to this IAM principal: as admin, \
+             `CREATE ROLE {user} WITH LOGIN;` then `AWS IAM GRANT {user} TO '<principal ARN>';`"
+        ));
+    }
+    causes.extend([
+        format!(
+            "the principal's policy lacks dsql:{} on this cluster (see `identity` above)",
+            request.action().name()
+        ),
+        format!(
+            "the token was signed for another cluster or region than the server's (signed for \
+             {}, region {})",
+            request.host(),
+            request.region().as_str()
+        ),
+        "the credentials were revoked, or an SCP or permissions boundary denies it".to_owned(),
+        "this machine's clock is off by more than 5 minutes (tokens carry their signing time)"
+            .to_owned(),
+    ]);
+    causes
+}
+
+/// The `login` check of a rejected token, with `causes` numbered.
+fn rejected_check(user: &str, tls: Option<&TlsProbe>, causes: Vec<String>) -> Check {
+    let mut check = Check::fail(
+        "login",
+        format!("the server rejected a freshly signed token for `{user}`"),
+        "work through the causes above in order; the server's log names the reason \
+         (PostgreSQL: `PAM authentication failed`; RDS events for IAM DB auth errors)",
+    );
+    if let Some(tls) = tls {
+        check = check.detail(format!(
+            "TLS was fine ({}): the token reached the server",
+            tls.protocol
+        ));
+    }
+    for (i, cause) in causes.into_iter().enumerate() {
+        check = check.detail(format!("{}. {cause}", i + 1));
+    }
+    check
+}
+
+/// The STS endpoint the AWS configuration names: `AWS_ENDPOINT_URL_STS`, else
+/// `AWS_ENDPOINT_URL`, unless `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS` is `true` (as the SDKs do).
+fn configured_sts_endpoint(var: impl Fn(&str) -> Option<String>) -> Option<String> {
+    let ignore = var("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+    if ignore {
+        return None;
+    }
+    ["AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL"]
+        .iter()
+        .find_map(|name| var(name).filter(|v| !v.is_empty()))
 }
 
 /// The name of the provider that produced `credentials` (`EnvironmentVariable`, `Profile`,
@@ -720,13 +805,36 @@ fn describe_expiry(at: SystemTime, now: SystemTime) -> String {
     }
 }
 
+/// `at` as RFC 3339 (`2026-12-03T10:00:00Z`), whole seconds; a time `time` cannot represent
+/// (before year -9999 or after 9999, as a provider's expiry may say) as `SystemTime`'s `Debug`.
+/// Never panics, as `OffsetDateTime::from(SystemTime)` would out of range.
 pub(crate) fn rfc3339(at: SystemTime) -> String {
     use time::format_description::well_known::Rfc3339;
-    time::OffsetDateTime::from(at)
-        .replace_nanosecond(0)
-        .ok()
+    let seconds = match at.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(after) => i64::try_from(after.as_secs()).ok(),
+        Err(before) => i64::try_from(before.duration().as_secs()).ok().map(|s| -s),
+    };
+    seconds
+        .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
         .and_then(|t| t.format(&Rfc3339).ok())
         .unwrap_or_else(|| format!("{at:?}"))
+}
+
+/// `text` with every control character escaped (`\u{1b}`, `\n`): what a terminal or a log
+/// line can show without obeying it.
+pub(crate) fn printable(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_owned();
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -743,6 +851,66 @@ mod tests {
     fn names_the_provider_without_the_secret() {
         let credentials = Credentials::new("AKIDEXAMPLE", "s3cr3t", None, None, "Profile");
         assert_eq!(provider_name(&credentials), "Profile");
+    }
+
+    #[test]
+    fn configured_endpoint_urls_can_be_ignored() {
+        fn vars<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+            move |name| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.to_string())
+            }
+        }
+        let both = [
+            ("AWS_ENDPOINT_URL", "https://all.example"),
+            ("AWS_ENDPOINT_URL_STS", "https://sts.example"),
+        ];
+        assert_eq!(
+            configured_sts_endpoint(vars(&both)).as_deref(),
+            Some("https://sts.example")
+        );
+        let general = [("AWS_ENDPOINT_URL", "https://all.example")];
+        assert_eq!(
+            configured_sts_endpoint(vars(&general)).as_deref(),
+            Some("https://all.example")
+        );
+        let ignored = [
+            ("AWS_ENDPOINT_URL_STS", "https://sts.example"),
+            ("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true"),
+        ];
+        assert_eq!(configured_sts_endpoint(vars(&ignored)), None);
+    }
+
+    #[test]
+    fn dates_past_year_9999_do_not_panic() {
+        let far = SystemTime::UNIX_EPOCH + Duration::from_secs(400_000_000_000);
+        assert!(rfc3339(far).contains("SystemTime"), "{}", rfc3339(far));
+        assert!(describe_expiry(far, SystemTime::now()).starts_with("expires "));
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_705_322_096);
+        assert_eq!(rfc3339(t), "2024-01-15T12:34:56Z");
+        let before = SystemTime::UNIX_EPOCH - Duration::from_secs(86_400);
+        assert_eq!(rfc3339(before), "1969-12-31T00:00:00Z");
+    }
+
+    #[test]
+    fn server_text_cannot_forge_lines_or_colours() {
+        let forged = "denied\x1b[32m\n\u{2713} tls: certificate verified\r";
+        let check = Check::fail("tls", format!("the server says: {forged}"), "none")
+            .detail(forged)
+            .fix(forged);
+        let shown = check.to_string();
+        assert!(
+            !shown.contains('\x1b') && !shown.contains('\r'),
+            "{shown:?}"
+        );
+        assert_eq!(
+            shown.lines().count(),
+            3,
+            "message, one detail, the fix: {shown:?}"
+        );
+        assert!(shown.contains("\\u{1b}[32m\\n"), "{shown:?}");
     }
 
     #[test]

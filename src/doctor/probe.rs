@@ -14,8 +14,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::{Check, Status, rfc3339};
-use crate::engine::Engine;
 use crate::endpoint::Endpoint;
+use crate::engine::Engine;
 use crate::region::Partition;
 use crate::tls::TrustStore;
 
@@ -217,7 +217,12 @@ async fn mysql_preamble(tcp: &mut TcpStream) -> Result<String, Check> {
         let text = String::from_utf8_lossy(greeting.get(3..).unwrap_or_default()).into_owned();
         Check::fail(
             STEP,
-            format!("the server refused the connection or is not MySQL: {text}"),
+            // Before TLS nothing proves who wrote this: say so, and show it escaped.
+            format!(
+                "the server refused the connection or is not MySQL; it said, before TLS \
+                 (unauthenticated): {}",
+                super::printable(&text)
+            ),
             "check the port; MySQL error 1129/1130 means this host is blocked or not allowed",
         )
     })?;

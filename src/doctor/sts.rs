@@ -19,6 +19,10 @@ use tokio::net::TcpStream;
 
 const BODY: &str = "Action=GetCallerIdentity&Version=2011-06-15";
 
+/// The most of an STS answer read (its answers are well under 2 KB): an endpoint that streams
+/// without end cannot grow the doctor's memory.
+const MAX_ANSWER: usize = 64 * 1024;
+
 /// The principal, as STS names it.
 #[derive(Debug)]
 pub(super) struct Identity {
@@ -39,6 +43,7 @@ pub(super) async fn caller_identity(
     let uri: http::Uri = url
         .parse()
         .map_err(|e| format!("invalid STS endpoint `{url}`: {e}"))?;
+    refuse_plain_http(&uri)?;
     let request = signed_request(&uri, credentials, region, now)?;
     let (status, body) = send(&uri, request).await?;
     let text = String::from_utf8_lossy(&body);
@@ -54,6 +59,27 @@ pub(super) async fn caller_identity(
         }),
         _ => Err(format!("no <Arn> in the answer from {url}")),
     }
+}
+
+/// The signed request holds the session token: it goes in clear to a loopback address only
+/// (a local fake or a proxy on this machine), never across a network.
+fn refuse_plain_http(uri: &http::Uri) -> Result<(), String> {
+    if uri.scheme_str() != Some("http") {
+        return Ok(());
+    }
+    let host = uri.host().unwrap_or_default();
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if loopback {
+        return Ok(());
+    }
+    Err(format!(
+        "not called: the STS endpoint `{uri}` is plain http, and the signed request (with the \
+         session token) would cross the network unencrypted; use https"
+    ))
 }
 
 fn default_endpoint(region: &str) -> String {
@@ -141,11 +167,10 @@ async fn exchange(
     let result = async {
         let response = response.map_err(|e| e.to_string())?;
         let status = response.status().as_u16();
-        let body = response
-            .into_body()
+        let body = http_body_util::Limited::new(response.into_body(), MAX_ANSWER)
             .collect()
             .await
-            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("reading the answer: {e}"))?
             .to_bytes();
         Ok((status, body))
     }
@@ -179,6 +204,22 @@ mod tests {
         );
         assert_eq!(xml_field(xml, "Account"), Some("123456789012"));
         assert_eq!(xml_field(xml, "Code"), None);
+    }
+
+    #[test]
+    fn plain_http_only_to_loopback() {
+        for ok in [
+            "https://sts.us-east-1.amazonaws.com/",
+            "http://127.0.0.1:4566/",
+            "http://localhost:4566/",
+            "http://[::1]:4566/",
+        ] {
+            assert!(refuse_plain_http(&ok.parse().unwrap()).is_ok(), "{ok}");
+        }
+        for bad in ["http://sts.internal.example.com/", "http://10.0.0.5/"] {
+            let why = refuse_plain_http(&bad.parse().unwrap()).unwrap_err();
+            assert!(why.contains("unencrypted"), "{why}");
+        }
     }
 
     #[test]

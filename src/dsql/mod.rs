@@ -9,7 +9,7 @@
 //!
 //! The connection side (tokens that follow the endpoint, `DbConnectAdmin` for `admin`, the
 //! `postgres` database, pools retiring connections before DSQL's 60-minute session limit, a
-//! bound on concurrent logins) is in the [`Connector`](crate::Connector) and the pools: give
+//! bound on concurrent logins) is in the [`Connector`](crate::connector::Connector) and the pools: give
 //! them a DSQL endpoint ([`Endpoint::dsql_cluster`](crate::Endpoint::dsql_cluster)).
 
 #[cfg(feature = "postgres")]

@@ -6,8 +6,13 @@ use std::time::{Duration, Instant};
 
 use tokio_postgres::error::SqlState;
 
-/// Whether an error is an Aurora DSQL optimistic-concurrency conflict: SQLSTATE `40001`, or
-/// `OC000`/`OC001` in the server's message. Nothing else is retried by [`retry_occ`].
+/// Whether an error is an Aurora DSQL optimistic-concurrency conflict: SQLSTATE `40001`.
+/// Nothing else is retried by [`retry_occ`].
+///
+/// The SQLSTATE decides, never the message: DSQL names the conflict (`OC000`, `OC001`) in the
+/// text of a `40001` error, but messages echo user data (a failed cast of the value `'OC000'`
+/// says `OC000` too), and a transaction with effects outside the database must not run again
+/// because of what a value spelled.
 pub trait OccConflict {
     /// `true` when running the transaction again may succeed.
     fn is_occ_conflict(&self) -> bool;
@@ -15,9 +20,8 @@ pub trait OccConflict {
 
 impl OccConflict for tokio_postgres::Error {
     fn is_occ_conflict(&self) -> bool {
-        self.as_db_error().is_some_and(|db| {
-            *db.code() == SqlState::T_R_SERIALIZATION_FAILURE || names_occ_code(db.message())
-        })
+        self.as_db_error()
+            .is_some_and(|db| *db.code() == SqlState::T_R_SERIALIZATION_FAILURE)
     }
 }
 
@@ -46,10 +50,6 @@ fn chain_has_conflict(error: &(dyn std::error::Error + 'static)) -> bool {
         source = error.source();
     }
     false
-}
-
-fn names_occ_code(message: &str) -> bool {
-    message.contains("OC000") || message.contains("OC001")
 }
 
 /// How [`retry_occ`] retries: at most [`max_attempts`](Self::max_attempts) runs, none
@@ -181,8 +181,8 @@ impl<E: std::error::Error + 'static> std::error::Error for OccRetryError<E> {
 /// a conflict at commit, and the aborted transaction changed nothing.
 ///
 /// ```no_run
-/// use rds_iam_auth::BoxError;
 /// use rds_iam_auth::dsql::{OccRetryError, OccRetryPolicy, retry_occ};
+/// type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// # async fn run(pool: rds_iam_auth::pool::PgPool) -> Result<(), BoxError> {
 /// let policy = OccRetryPolicy::default();
 /// retry_occ(&policy, || async {
@@ -199,7 +199,7 @@ impl<E: std::error::Error + 'static> std::error::Error for OccRetryError<E> {
 /// ```
 ///
 /// `?` boxes the pool's and the driver's errors alike; the retry finds the
-/// `tokio_postgres::Error` inside ([`OccConflict`] for `BoxError`).
+/// `tokio_postgres::Error` inside ([`OccConflict`] for `Box<dyn Error + Send + Sync>`).
 pub async fn retry_occ<T, E, F, Fut>(
     policy: &OccRetryPolicy,
     transaction: F,

@@ -194,10 +194,33 @@ pub(crate) enum Detail {
 
     #[error(
         "connecting to {endpoint} timed out after {}: check that the address is reachable \
-         (security groups, VPC routes, the tunnel) or raise `.connect_timeout(...)`",
+         (security groups, VPC routes, the tunnel) or raise {setting}",
         seconds(*timeout)
     )]
     ConnectTimeout {
+        engine: Engine,
+        endpoint: String,
+        timeout: Duration,
+        /// The setting that bounds it, as the caller sets it.
+        setting: &'static str,
+    },
+
+    #[error(
+        "the open connection to {endpoint} did not answer within {} (the server or the path to \
+         it went away: a failover, a partition, a NAT that dropped its idle state); the pool \
+         opens a new one",
+        seconds(*timeout)
+    )]
+    #[cfg_attr(
+        not(any(
+            feature = "deadpool-postgres",
+            feature = "deadpool-mysql",
+            feature = "bb8-postgres",
+            feature = "bb8-mysql"
+        )),
+        allow(dead_code)
+    )]
+    Unresponsive {
         engine: Engine,
         endpoint: String,
         timeout: Duration,

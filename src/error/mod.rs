@@ -60,7 +60,8 @@ pub enum ErrorKind {
     /// TLS stopped the login (an untrusted or misnamed certificate, a server without TLS):
     /// no token was sent.
     Tls,
-    /// Connecting took longer than the connect timeout.
+    /// Connecting took longer than the connect timeout, or an open connection did not answer
+    /// a pool's check within it.
     Timeout,
     /// The server rejected the IAM token twice, the second time freshly signed.
     Rejected,
@@ -92,9 +93,29 @@ impl Error {
             | D::CredentialsExpiring { .. } => ErrorKind::Credentials,
             D::Connect { tls: true, .. } => ErrorKind::Tls,
             D::Connect { .. } | D::ResolveDialAddress { .. } => ErrorKind::Connect,
-            D::ConnectTimeout { .. } => ErrorKind::Timeout,
+            D::ConnectTimeout { .. } | D::Unresponsive { .. } => ErrorKind::Timeout,
             D::AuthenticationRejected { .. } => ErrorKind::Rejected,
-            _ => ErrorKind::InvalidInput,
+            // Listed, not `_`: a new variant must be given its kind.
+            D::InvalidHostname { .. }
+            | D::IpAddressAsSigningHost { .. }
+            | D::InvalidPort
+            | D::InvalidEndpoint { .. }
+            | D::InvalidRegion { .. }
+            | D::RegionNotFound { .. }
+            | D::GlobalWriterEndpointNeedsRegion { .. }
+            | D::InvalidUser { .. }
+            | D::InvalidExpiry { .. }
+            | D::InvalidPolicyInput { .. }
+            | D::InvalidSigningTime(_)
+            | D::InvalidEnvVar { .. }
+            | D::InvalidSetting { .. }
+            | D::DialAddressNotSupported { .. } => ErrorKind::InvalidInput,
+            #[cfg(feature = "tls")]
+            D::CaFile { .. }
+            | D::InvalidCaPem { .. }
+            | D::NoCaCertificates { .. }
+            | D::InvalidCaCertificate { .. }
+            | D::EmptyTrustStore => ErrorKind::InvalidInput,
         }
     }
 
@@ -107,7 +128,9 @@ impl Error {
     pub fn is_timeout(&self) -> bool {
         matches!(
             *self.detail,
-            Detail::ConnectTimeout { .. } | Detail::CredentialsTimeout { .. }
+            Detail::ConnectTimeout { .. }
+                | Detail::Unresponsive { .. }
+                | Detail::CredentialsTimeout { .. }
         )
     }
 
@@ -132,7 +155,8 @@ impl Error {
             Detail::Connect { engine, .. }
             | Detail::AuthenticationRejected { engine, .. }
             | Detail::ResolveDialAddress { engine, .. }
-            | Detail::ConnectTimeout { engine, .. } => Some(*engine),
+            | Detail::ConnectTimeout { engine, .. }
+            | Detail::Unresponsive { engine, .. } => Some(*engine),
             _ => None,
         }
     }
@@ -141,9 +165,9 @@ impl Error {
     /// it differs), if the error is about one.
     pub fn endpoint(&self) -> Option<String> {
         match &*self.detail {
-            Detail::Connect { endpoint, .. } | Detail::ConnectTimeout { endpoint, .. } => {
-                Some(endpoint.clone())
-            }
+            Detail::Connect { endpoint, .. }
+            | Detail::ConnectTimeout { endpoint, .. }
+            | Detail::Unresponsive { endpoint, .. } => Some(endpoint.clone()),
             Detail::AuthenticationRejected { host, port, .. } => Some(format!("{host}:{port}")),
             _ => None,
         }
@@ -187,9 +211,9 @@ impl Error {
             #[cfg(feature = "tls")]
             D::CaFile { .. } => "ca_file",
             #[cfg(feature = "tls")]
-            D::InvalidCaPem { .. } | D::NoCaCertificates { .. } | D::InvalidCaCertificate { .. } => {
-                "ca_pem"
-            }
+            D::InvalidCaPem { .. }
+            | D::NoCaCertificates { .. }
+            | D::InvalidCaCertificate { .. } => "ca_pem",
             #[cfg(feature = "tls")]
             D::EmptyTrustStore => "trust",
             D::InvalidEnvVar { name, .. } | D::InvalidSetting { name, .. } => name,

@@ -9,7 +9,7 @@ use tokio::sync::Semaphore;
 
 use super::env::settings_from_vars;
 use super::routine::is_dsql;
-use super::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_RETRY_JITTER, Login};
+use super::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_DEAD_PEER_TIMEOUT, DEFAULT_RETRY_JITTER, Login};
 use crate::dsql::DSQL_DEFAULT_MAX_CONCURRENT_LOGINS;
 use crate::endpoint::Endpoint;
 use crate::engine::Engine;
@@ -57,15 +57,21 @@ pub struct Honours {
     pub(crate) connect_timeout: bool,
     /// A bound on concurrent logins.
     pub(crate) max_concurrent_logins: bool,
+    /// TCP keepalive and user-timeout settings on the connections it opens.
+    pub(crate) dead_peer_timeout: bool,
 }
 
 impl Honours {
     /// Every setting.
-    #[cfg_attr(not(any(test, feature = "postgres", feature = "mysql")), allow(dead_code))]
+    #[cfg_attr(
+        not(any(test, feature = "postgres", feature = "mysql")),
+        allow(dead_code)
+    )]
     pub(crate) const ALL: Honours = Honours {
         dial_address: true,
         connect_timeout: true,
         max_concurrent_logins: true,
+        dead_peer_timeout: true,
     };
 }
 
@@ -99,6 +105,8 @@ pub(crate) struct Settings {
     pub(crate) connect_timeout: Option<Duration>,
     /// `None`: the default (a bound for DSQL, none for RDS); `Some(None)`: no bound.
     pub(crate) max_concurrent_logins: Option<Option<usize>>,
+    /// `None`: [`DEFAULT_DEAD_PEER_TIMEOUT`] where the front end honours it.
+    pub(crate) dead_peer_timeout: Option<Duration>,
     pub(crate) application_name: Option<String>,
 }
 
@@ -203,6 +211,23 @@ impl<F: FrontEnd> LoginBuilder<F> {
         self.settings.max_concurrent_logins = Some(limit);
         self
     }
+
+    /// How long an open connection may leave the other side unheard before it counts as
+    /// dead (a failover, a partition, a NAT that dropped its idle state): TCP keepalive
+    /// probes start after half of it and three unanswered probes end the connection; data the
+    /// server never acknowledges ends it after the whole (`TCP_USER_TIMEOUT`). Default
+    /// [`DEFAULT_DEAD_PEER_TIMEOUT`] (60 s); the kernel's own defaults would take over two
+    /// hours.
+    ///
+    /// PostgreSQL connections get all of it. mysql_async sets only the keepalive idle time
+    /// (half of this); the interval and count of probes are the kernel's (`net.ipv4.tcp_keepalive_*`,
+    /// 75 s × 9 by default). A pool's check of a pooled connection is bounded by the
+    /// [connect timeout](Self::connect_timeout) in any case. sqlx pools refuse it: sqlx opens
+    /// its sockets itself, with no keepalive.
+    pub fn dead_peer_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.dead_peer_timeout = Some(timeout);
+        self
+    }
 }
 
 impl<F: FrontEnd + sealed::PostgresFrontEnd> LoginBuilder<F> {
@@ -226,6 +251,7 @@ impl Settings {
             retry_jitter: DEFAULT_RETRY_JITTER,
             connect_timeout: None,
             max_concurrent_logins: None,
+            dead_peer_timeout: None,
             application_name: None,
         }
     }
@@ -286,24 +312,40 @@ impl Settings {
             (timeout, true) => Some(timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT)),
             (None, false) => None,
         };
-        let max_concurrent_logins = match (self.max_concurrent_logins, honours.max_concurrent_logins)
-        {
-            (Some(Some(_)), false) => {
-                return Err(invalid(
-                    "max_concurrent_logins",
-                    "this front end cannot bound its logins (sqlx opens connections of its own \
+        let max_concurrent_logins =
+            match (self.max_concurrent_logins, honours.max_concurrent_logins) {
+                (Some(Some(_)), false) => {
+                    return Err(invalid(
+                        "max_concurrent_logins",
+                        "this front end cannot bound its logins (sqlx opens connections of its own \
                      accord): leave it unset",
-                ));
-            }
-            (Some(Some(0)), true) => {
+                    ));
+                }
+                (Some(Some(0)), true) => {
+                    return Err(invalid(
+                        "max_concurrent_logins",
+                        "must be at least 1 (or None for no bound)",
+                    ));
+                }
+                (Some(limit), true) => limit,
+                (None, true) => dsql.then_some(DSQL_DEFAULT_MAX_CONCURRENT_LOGINS),
+                (_, false) => None,
+            };
+        let dead_peer_timeout = match (self.dead_peer_timeout, honours.dead_peer_timeout) {
+            (Some(_), false) => {
                 return Err(invalid(
-                    "max_concurrent_logins",
-                    "must be at least 1 (or None for no bound)",
+                    "dead_peer_timeout",
+                    "sqlx opens its sockets itself, with no TCP keepalive: leave it unset",
                 ));
             }
-            (Some(limit), true) => limit,
-            (None, true) => dsql.then_some(DSQL_DEFAULT_MAX_CONCURRENT_LOGINS),
-            (_, false) => None,
+            (Some(timeout), true) if timeout < Duration::from_secs(2) => {
+                return Err(invalid(
+                    "dead_peer_timeout",
+                    "must be at least 2 s (TCP keepalive counts whole seconds)",
+                ));
+            }
+            (timeout, true) => Some(timeout.unwrap_or(DEFAULT_DEAD_PEER_TIMEOUT)),
+            (None, false) => None,
         };
         if self.trust.is_empty() {
             return Err(Detail::EmptyTrustStore.into());
@@ -327,17 +369,22 @@ impl Settings {
             trust: self.trust.clone(),
             connect_timeout,
             retry_jitter,
+            timeout_setting: "`.connect_timeout(...)`",
             max_concurrent_logins,
             logins: max_concurrent_logins.map(Semaphore::new),
+            dead_peer_timeout,
         })
     }
 }
 
 #[cfg(feature = "sqlx-0_9")]
 impl Login {
-    /// Caps the retry's random wait at half of `bound` (a front end's own attempt timeout,
-    /// such as sqlx's acquire timeout).
-    pub(crate) fn cap_retry_jitter(mut self, bound: Duration) -> Self {
+    /// Bounds each attempt by `bound`, a front end's own timeout (sqlx's acquire timeout),
+    /// and caps the retry's random wait at half of it. A user cannot set the connect timeout
+    /// of such a front end: its own setting is the bound.
+    pub(crate) fn bound_attempts(mut self, bound: Duration) -> Self {
+        self.connect_timeout = Some(bound);
+        self.timeout_setting = "the pool options' `acquire_timeout`";
         self.retry_jitter = self.retry_jitter.min(bound / 2);
         self
     }
@@ -366,6 +413,7 @@ impl<F: FrontEnd> fmt::Debug for LoginBuilder<F> {
             .field("retry_jitter", &s.retry_jitter)
             .field("connect_timeout", &s.connect_timeout)
             .field("max_concurrent_logins", &s.max_concurrent_logins)
+            .field("dead_peer_timeout", &s.dead_peer_timeout)
             .field("application_name", &s.application_name)
             .field("setup", &self.setup)
             .finish_non_exhaustive()

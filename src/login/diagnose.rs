@@ -24,9 +24,7 @@ pub(crate) struct Diagnosis {
 /// Reads `error`'s chain: the first recognizable cause and the server's code.
 pub(crate) fn diagnose(error: &(dyn StdError + 'static)) -> Diagnosis {
     let tls = chain(error).find_map(|e| tls_hint(e).or_else(|| driver_hint(e)));
-    let other = || {
-        chain(error).find_map(|e| io_hint(e).or_else(|| connection_limit_hint(e)))
-    };
+    let other = || chain(error).find_map(|e| io_hint(e).or_else(|| connection_limit_hint(e)));
     Diagnosis {
         tls: tls.is_some(),
         hint: tls.or_else(other),
@@ -46,7 +44,11 @@ fn server_code(error: &(dyn StdError + 'static)) -> Option<ServerCode> {
     if let Some(code) = error
         .downcast_ref::<tokio_postgres::Error>()
         .and_then(|e| e.code())
-        .or_else(|| error.downcast_ref::<tokio_postgres::error::DbError>().map(|e| e.code()))
+        .or_else(|| {
+            error
+                .downcast_ref::<tokio_postgres::error::DbError>()
+                .map(|e| e.code())
+        })
     {
         return Some(ServerCode::SqlState(code.code().to_owned()));
     }
@@ -60,7 +62,9 @@ fn server_code(error: &(dyn StdError + 'static)) -> Option<ServerCode> {
         if let Some(my) = db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
             return Some(ServerCode::MySql(my.number()));
         }
-        return db.code().map(|code| ServerCode::SqlState(code.into_owned()));
+        return db
+            .code()
+            .map(|code| ServerCode::SqlState(code.into_owned()));
     }
     let _ = error;
     None

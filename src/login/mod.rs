@@ -13,8 +13,8 @@
 //! the token's life cycle around it (get, attempt within the connect timeout, invalidate,
 //! one retry after a random wait, the errors, spans and metrics) is written here, once.
 
-pub(crate) mod diagnose;
 mod builder;
+pub(crate) mod diagnose;
 mod env;
 mod routine;
 
@@ -22,13 +22,17 @@ use std::time::Duration;
 
 #[allow(unused_imports)] // The doctor's and the tests'.
 pub(crate) use builder::Settings;
-pub(crate) use builder::{Honours, sealed};
 pub use builder::{FrontEnd, LoginBuilder, TokenService};
-pub(crate) use routine::Login;
+pub(crate) use builder::{Honours, sealed};
 pub use env::{ENV_CA_FILE, ENV_DATABASE, ENV_ENDPOINT, ENV_PORT, ENV_REGION, ENV_USER};
+pub(crate) use routine::Login;
 
 /// How long one login attempt (token, TCP, TLS, login) may take unless set otherwise.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long an open connection may leave the server unheard before it counts as dead, unless
+/// set otherwise (see [`LoginBuilder::dead_peer_timeout`]).
+pub const DEFAULT_DEAD_PEER_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The longest wait before the retry that follows a rejected token, unless set otherwise: the
 /// actual wait is random between zero and this ("full jitter").
@@ -68,6 +72,51 @@ mod tests {
         assert!((0..1000).all(|_| short.retry_delay() <= Duration::from_millis(50)));
         let none = login(Duration::from_secs(1), Duration::ZERO);
         assert_eq!(none.retry_delay(), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_front_end_refuses_what_it_cannot_honour() {
+        let none = Honours {
+            dial_address: false,
+            connect_timeout: false,
+            max_concurrent_logins: false,
+            dead_peer_timeout: false,
+        };
+        let endpoint = Endpoint::new("mydb.cluster-abc.eu-west-1.rds.amazonaws.com", 5432).unwrap();
+        let base = Settings::new(endpoint.clone(), "u".to_owned());
+        assert!(base.login(Engine::Postgres, none).is_ok());
+        let refused = |change: fn(&mut Settings)| {
+            let mut settings = base.clone();
+            change(&mut settings);
+            let error = settings.login(Engine::Postgres, none).unwrap_err();
+            assert!(error.is_invalid_input(), "{error:?}");
+            // Accepted by a front end that honours everything.
+            assert!(settings.login(Engine::Postgres, Honours::ALL).is_ok());
+            error.setting().map(str::to_owned)
+        };
+        assert_eq!(
+            refused(|s| s.connect_timeout = Some(Duration::from_secs(1))).as_deref(),
+            Some("connect_timeout")
+        );
+        assert_eq!(
+            refused(|s| s.max_concurrent_logins = Some(Some(4))).as_deref(),
+            Some("max_concurrent_logins")
+        );
+        assert_eq!(
+            refused(|s| s.dead_peer_timeout = Some(Duration::from_secs(30))).as_deref(),
+            Some("dead_peer_timeout")
+        );
+        assert_eq!(
+            refused(|s| {
+                s.endpoint = s
+                    .endpoint
+                    .clone()
+                    .with_dial_address("127.0.0.1", 15432)
+                    .unwrap()
+            })
+            .as_deref(),
+            Some("dial_address")
+        );
     }
 
     #[tokio::test]

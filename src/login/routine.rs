@@ -31,11 +31,16 @@ pub struct Login {
     pub(crate) trust: TrustStore,
     /// Bounds each attempt (`None`: the front end has its own bound, as sqlx's acquire).
     pub(crate) connect_timeout: Option<Duration>,
+    /// The setting that bounds an attempt, as a timeout's message names it.
+    pub(super) timeout_setting: &'static str,
     /// The longest random wait before the retry.
     pub(super) retry_jitter: Duration,
     pub(super) max_concurrent_logins: Option<usize>,
     /// Bounds concurrent logins (`None`: unbounded).
     pub(super) logins: Option<Semaphore>,
+    /// TCP keepalive and user timeout of the connections (`None`: the front end has none).
+    #[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
+    pub(crate) dead_peer_timeout: Option<Duration>,
 }
 
 impl Login {
@@ -159,7 +164,10 @@ impl Login {
                 Err(error) => Err(Failed::Other(error)),
             }
         }
-        .instrument(tracing::debug_span!("rds_iam_auth.attempt", attempt = number));
+        .instrument(tracing::debug_span!(
+            "rds_iam_auth.attempt",
+            attempt = number
+        ));
         match self.connect_timeout {
             Some(timeout) => tokio::time::timeout(timeout, run)
                 .await
@@ -217,6 +225,7 @@ impl Login {
             engine: self.engine,
             endpoint: self.endpoint.to_string(),
             timeout,
+            setting: self.timeout_setting,
         }
         .into()
     }
@@ -231,4 +240,3 @@ enum Failed {
 pub(super) fn is_dsql(action: Action) -> bool {
     matches!(action, Action::DsqlConnect | Action::DsqlConnectAdmin)
 }
-

@@ -52,7 +52,7 @@ pub struct ConnectionManager<D: Driver> {
 #[cfg_attr(docsrs, doc(cfg(feature = "bb8-postgres")))]
 pub type PgConnectionManager = ConnectionManager<crate::connector::postgres::Postgres>;
 
-/// The bb8 manager for MySQL: pools of [`MySqlConnection`](crate::MySqlConnection).
+/// The bb8 manager for MySQL: pools of [`MySqlConnection`](crate::connector::MySqlConnection).
 #[cfg(feature = "bb8-mysql")]
 #[cfg_attr(docsrs, doc(cfg(feature = "bb8-mysql")))]
 pub type MySqlConnectionManager = ConnectionManager<crate::connector::mysql::MySql>;
@@ -104,9 +104,7 @@ impl<D: Driver> ManageConnection for ConnectionManager<D> {
     }
 
     async fn is_valid(&self, connection: &mut D::Connection) -> Result<(), Error> {
-        D::ping(connection)
-            .await
-            .map_err(|e| self.connector.driver_error(e))
+        self.connector.ping(connection).await
     }
 
     fn has_broken(&self, connection: &mut D::Connection) -> bool {

@@ -24,7 +24,7 @@ use crate::error::Error;
 ///
 /// Recycling also refuses a connection older than the manager's
 /// [maximum lifetime](Self::with_max_lifetime) (deadpool has none of its own): by default
-/// [`DSQL_RECOMMENDED_MAX_LIFETIME`](crate::DSQL_RECOMMENDED_MAX_LIFETIME) (55 minutes) for
+/// [`DSQL_RECOMMENDED_MAX_LIFETIME`](crate::dsql::DSQL_RECOMMENDED_MAX_LIFETIME) (55 minutes) for
 /// Aurora DSQL, which closes connections after 60, and none for RDS.
 #[cfg_attr(
     docsrs,
@@ -67,7 +67,7 @@ pub type PgManager = Manager<crate::connector::postgres::Postgres>;
 /// # Ok(()) }
 /// ```
 ///
-/// [`MySqlConnection`]: crate::MySqlConnection
+/// [`MySqlConnection`]: crate::connector::MySqlConnection
 #[cfg(feature = "deadpool-mysql")]
 #[cfg_attr(docsrs, doc(cfg(feature = "deadpool-mysql")))]
 pub type MySqlPool = managed::Pool<MySqlManager>;
@@ -180,9 +180,10 @@ impl<D: sealed::Pooled> managed::Manager for Manager<D> {
             return Err(RecycleError::message("connection closed"));
         }
         if D::PING_BEFORE_REUSE {
-            D::ping(connection)
+            self.connector
+                .ping(connection)
                 .await
-                .map_err(|e| RecycleError::Backend(self.connector.driver_error(e)))?;
+                .map_err(RecycleError::Backend)?;
         }
         Ok(())
     }

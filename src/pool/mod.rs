@@ -3,7 +3,7 @@
 //! Tokens are only checked at login: a pooled connection stays valid after its token
 //! expires, so connections already in a pool are never touched when a token rotates. Each
 //! connection the pool opens asks the [`TokenCache`](crate::TokenCache), through the pool's
-//! [`Connector`](crate::Connector), for the current token.
+//! [`Connector`](crate::connector::Connector), for the current token.
 //!
 //! One manager per pool library, for every engine:
 //!

@@ -16,7 +16,7 @@
 //!   Lambda freezes between invocations; the refresher's timer then fires late). When the
 //!   server rejects the token (PostgreSQL `28P01`/`28000`, MySQL `1045`), it invalidates it,
 //!   installs a fresh one and retries once; a second rejection is
-//!   [`Error::AuthenticationRejected`], with the likely causes.
+//!   an error of kind [`ErrorKind::Rejected`](crate::ErrorKind::Rejected), with the likely causes.
 //!
 //! # What goes through sqlx directly
 //!
@@ -37,12 +37,12 @@
 //! Always verified, never weakened: PostgreSQL with `PgSslMode::VerifyFull`, MySQL with
 //! `MySqlSslMode::VerifyIdentity` (and the `mysql_clear_password` plugin RDS asks for only
 //! together with it: sqlx itself only logs a warning when cleartext meets no TLS). The CAs
-//! are the builder's [`TrustStore`] (the AWS bundle by default), handed to sqlx as PEM.
+//! are the builder's [`TrustStore`](crate::TrustStore) (the AWS bundle by default), handed to sqlx as PEM.
 //! **sqlx always trusts the webpki (Mozilla) roots too**, besides those: it offers no way to
 //! restrict trust to a given store (the crate's own connectors trust the store only).
 //!
 //! sqlx verifies the certificate against the host it dials, so an [`Endpoint`] with a dial
-//! address (a tunnel) is refused with [`Error::DialAddressNotSupported`]: make the endpoint's
+//! address (a tunnel) is refused at build (setting `dial_address`): make the endpoint's
 //! DNS name resolve to the tunnel instead (a hosts-file entry), or use the crate's
 //! connectors, which dial a tunnel while verifying the signing hostname.
 //!
@@ -178,6 +178,7 @@ impl<DB: IamDatabase> login::sealed::FrontEnd for IamPool<DB> {
         dial_address: false,
         connect_timeout: false,
         max_concurrent_logins: false,
+        dead_peer_timeout: false,
     };
 }
 
@@ -245,19 +246,42 @@ impl<DB: IamDatabase> IamPool<DB> {
     /// [`ErrorKind::Rejected`](crate::ErrorKind::Rejected) when the server rejected the
     /// token twice; [`ErrorKind::Connect`](crate::ErrorKind::Connect) (or `Tls`) for anything
     /// else sqlx reports (TCP, TLS, a server without TLS, `PoolTimedOut`, `PoolClosed`; the
-    /// `sqlx::Error` is the source); the cache's errors (credentials, signing).
+    /// `sqlx::Error` is the source); the cache's errors (credentials, signing), only when no
+    /// connection could be had without a new token either.
+    ///
+    /// # Bounds
+    /// Each attempt (the cache's token, then sqlx's acquire) ends within the pool's
+    /// `acquire_timeout`, the retry too: at most twice that in all, and once more after a
+    /// credentials failure (the acquire that needs no new token).
+    ///
+    /// # A credentials outage
+    /// Only a new connection needs a token. When none can be had (the credentials provider
+    /// fails or hangs), the acquire still goes to sqlx, which hands out an idle connection
+    /// or logs a new one in with the token installed last (while it is still valid); the
+    /// credentials error is returned only if that fails too.
     pub async fn acquire(&self) -> Result<PoolConnection<DB>> {
         let shared = &*self.shared;
-        shared
+        let outcome = shared
             .login
             .run(&shared.cache, |token| async move {
                 shared.install(token).await;
-                shared.pool.acquire().await.map_err(|e| {
-                    let rejected = DB::is_rejected(&e);
-                    shared.login.driver_error(e, rejected)
-                })
+                shared
+                    .pool
+                    .acquire()
+                    .await
+                    .map_err(|e| shared.sqlx_error(e))
             })
-            .await
+            .await;
+        match outcome {
+            Err(error) if error.is_credentials() => {
+                tracing::warn!(
+                    error = %error.report(),
+                    "no new IAM token; acquiring without one (an idle connection, or the token installed last)"
+                );
+                shared.pool.acquire().await.map_err(|_| error)
+            }
+            outcome => outcome,
+        }
     }
 
     /// The token cache.
@@ -284,6 +308,12 @@ impl<DB: IamDatabase> Shared<DB> {
         let token = self.cache.get(&self.login.request).await?;
         self.install_locked(&mut installed, &token);
         Ok(token)
+    }
+
+    /// The crate's error for sqlx's `error` (a rejected token when the server refused it).
+    fn sqlx_error(&self, error: sqlx::Error) -> crate::Error {
+        let rejected = DB::is_rejected(&error);
+        self.login.driver_error(error, rejected)
     }
 
     /// Installs `token` in the pool unless it is the one there already, or older than it
@@ -349,15 +379,35 @@ impl<DB: IamDatabase> IamPoolBuilder<DB> {
         self
     }
 
-    /// Validates everything, installs a token, starts the refresher and opens one
-    /// connection through [`IamPool::acquire`] (a login that fails is reported here, with the
-    /// rejection retry), which goes back to the pool.
+    /// Validates everything, installs a token, starts the refresher and proves that a login
+    /// works: one connection, opened directly with the pool's options (with the rejection
+    /// retry), then closed.
+    ///
+    /// Directly, not through the pool: sqlx's pool retries a refused connection until its
+    /// acquire timeout (30 s by default) and then says only "pool timed out"; a direct login
+    /// reports the cause (nothing listening, an untrusted certificate, a rejected token) in
+    /// the time one login takes. The pool opens its own connections at its first acquires.
     ///
     /// # Errors
-    /// Those of [`build_lazy`](Self::build_lazy), and of [`IamPool::acquire`].
+    /// Those of [`build_lazy`](Self::build_lazy), and of the login: as
+    /// [`IamPool::acquire`]'s.
     pub async fn build(self) -> Result<IamPool<DB>> {
         let pool = self.build_lazy().await?;
-        drop(pool.acquire().await?);
+        let shared = &*pool.shared;
+        shared
+            .login
+            .run(&shared.cache, |token| async move {
+                shared.install(token.clone()).await;
+                let options = DB::with_password(&shared.base, token.expose());
+                let connection = <DB::Connection as sqlx::Connection>::connect_with(&options)
+                    .await
+                    .map_err(|e| shared.sqlx_error(e))?;
+                // The server learns the connection is over; a failure to say so is not the
+                // login's.
+                let _ = sqlx::Connection::close(connection).await;
+                Ok(())
+            })
+            .await?;
         Ok(pool)
     }
 
@@ -379,9 +429,12 @@ impl<DB: IamDatabase> IamPoolBuilder<DB> {
         let mut pool_options = pool_options.unwrap_or_default();
         let login = self
             .settings
-            .login(DB::ENGINE, <IamPool<DB> as login::sealed::FrontEnd>::HONOURS)?
-            // The retry's wait counts in sqlx's acquire timeout.
-            .cap_retry_jitter(pool_options.get_acquire_timeout());
+            .login(
+                DB::ENGINE,
+                <IamPool<DB> as login::sealed::FrontEnd>::HONOURS,
+            )?
+            // Each attempt within sqlx's acquire timeout, the retry's wait included.
+            .bound_attempts(pool_options.get_acquire_timeout());
         if login.is_dsql() {
             pool_options = dsql_max_lifetime(pool_options);
         }

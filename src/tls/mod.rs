@@ -113,8 +113,8 @@ impl TrustStore {
     /// such as keys, are ignored).
     ///
     /// # Errors
-    /// [`Error::InvalidCaPem`] if the PEM is malformed, [`Error::NoCaCertificates`] if it holds
-    /// no certificate, [`Error::InvalidCaCertificate`] if a certificate cannot be a trust anchor.
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) (setting `ca_pem`) if the PEM is malformed, holds no
+    /// certificate, or a certificate cannot be a trust anchor.
     /// On error the store is not changed (it is consumed; keep a clone to retry).
     pub fn with_ca_pem(self, pem: &[u8]) -> Result<Self> {
         self.add_pem(pem, None)
@@ -123,7 +123,7 @@ impl TrustStore {
     /// Reads a PEM file and adds every certificate in it, as [`with_ca_pem`](Self::with_ca_pem).
     ///
     /// # Errors
-    /// [`Error::CaFile`] if the file cannot be read, otherwise as
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) (setting `ca_file`) if the file cannot be read, otherwise as
     /// [`with_ca_pem`](Self::with_ca_pem).
     pub fn with_ca_file(self, path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
@@ -193,7 +193,8 @@ impl TrustStore {
         if certs.is_empty() {
             return Err(Detail::NoCaCertificates {
                 path: path.map(Path::to_owned),
-            }.into());
+            }
+            .into());
         }
         // All or nothing: validate into a copy, so a bad certificate leaves no half-added set.
         let mut roots = (*self.roots).clone();

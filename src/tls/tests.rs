@@ -257,7 +257,10 @@ fn text_without_pem_blocks_has_no_certificates() {
 fn a_private_key_alone_has_no_certificates() {
     let key = KeyPair::generate().unwrap().serialize_pem();
     let err = TrustStore::empty().with_ca_pem(key.as_bytes()).unwrap_err();
-    assert!(matches!(err.detail(), Detail::NoCaCertificates { .. }), "{err:?}");
+    assert!(
+        matches!(err.detail(), Detail::NoCaCertificates { .. }),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("private key"), "{err}");
 }
 

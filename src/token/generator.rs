@@ -7,13 +7,13 @@ use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvid
 
 use crate::clock::{Clock, SharedClock, SystemClock};
 use crate::credentials::CachedCredentials;
+use crate::error::Result;
 #[cfg(feature = "aws-config")]
 use crate::error::{Detail, Error};
-use crate::error::Result;
 use crate::observe;
+use crate::token::IamAuthToken;
 use crate::token::TokenRequest;
 use crate::token::TokenSigner;
-use crate::token::IamAuthToken;
 
 /// Mints IAM auth tokens from a credentials provider. Cheap to clone; clones share the
 /// remembered credentials and signing keys.
@@ -24,7 +24,8 @@ use crate::token::IamAuthToken;
 ///
 /// ```
 /// use aws_credential_types::Credentials;
-/// use rds_iam_auth::{Endpoint, FixedClock, TokenGenerator, TokenRequest};
+/// use rds_iam_auth::clock::FixedClock;
+/// use rds_iam_auth::{Endpoint, TokenGenerator, TokenRequest};
 /// use std::time::{Duration, UNIX_EPOCH};
 ///
 /// # tokio_test_block_on(async {
@@ -108,7 +109,9 @@ impl TokenGenerator {
     #[cfg(feature = "aws-config")]
     #[cfg_attr(docsrs, doc(cfg(feature = "aws-config")))]
     pub fn builder_from_env(region: Option<&crate::region::Region>) -> TokenGeneratorBuilder {
-        Self::builder(crate::credentials::aws_config::LazyDefaultChain::new(region))
+        Self::builder(crate::credentials::aws_config::LazyDefaultChain::new(
+            region,
+        ))
     }
 
     /// A generator using the credentials provider of an already loaded AWS SDK config.
@@ -164,7 +167,8 @@ impl TokenGenerator {
     /// earlier one (those that signed a token the database rejected); see the token cache's
     /// `invalidate`.
     pub(crate) fn invalidate_credentials_up_to(&self, generation: u64) {
-        self.credentials.invalidate_up_to(generation);
+        self.credentials
+            .invalidate_up_to(generation, self.clock.instant());
     }
 
     /// The credentials provider, for the doctor's own look at what it returns.

@@ -120,6 +120,16 @@ impl IamAuthToken {
         self.inner.expires_at
     }
 
+    /// How long the token is still accepted, by the system clock: zero once it has expired.
+    /// For a person to read (`token valid for 899 more seconds`); the cache judges tokens by
+    /// its own clock.
+    pub fn lifetime_left(&self) -> std::time::Duration {
+        self.inner
+            .expires_at
+            .duration_since(SystemTime::now())
+            .unwrap_or_default()
+    }
+
     /// `true` if the token is still valid at `now`.
     pub fn is_valid_at(&self, now: SystemTime) -> bool {
         now < self.inner.expires_at

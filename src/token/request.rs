@@ -239,7 +239,8 @@ fn validate_expiry(action: Action, requested: Option<Duration>) -> Result<Durati
             requested,
             max: action.max_expiry(),
             service: action.service(),
-        }.into());
+        }
+        .into());
     }
     Ok(whole)
 }
@@ -283,7 +284,9 @@ mod tests {
         let build = |a: TokenRequestBuilder, s| a.expires_in(Duration::from_secs(s)).build();
         assert!(build(TokenRequest::rds(&endpoint(), "u"), 900).is_ok());
         assert!(matches!(
-            build(TokenRequest::rds(&endpoint(), "u"), 901).as_ref().map_err(crate::Error::detail),
+            build(TokenRequest::rds(&endpoint(), "u"), 901)
+                .as_ref()
+                .map_err(crate::Error::detail),
             Err(&Detail::InvalidExpiry { .. })
         ));
         assert!(build(TokenRequest::rds(&endpoint(), "u"), 0).is_err());

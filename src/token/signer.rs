@@ -19,8 +19,8 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use crate::error::{Detail, Result};
-use crate::token::{Action, TokenRequest};
 use crate::token::IamAuthToken;
+use crate::token::{Action, TokenRequest};
 
 /// RFC 3986 unreserved characters stay; everything else is percent-encoded, as botocore's
 /// `quote(safe='-_.~')` does. (A raw `+` would be read as a space by the server.)
@@ -44,7 +44,8 @@ const KEY_CACHE_SLOTS: usize = 4;
 ///
 /// ```
 /// use aws_credential_types::Credentials;
-/// use rds_iam_auth::{Endpoint, TokenRequest, TokenSigner};
+/// use rds_iam_auth::token::TokenSigner;
+/// use rds_iam_auth::{Endpoint, TokenRequest};
 /// use std::time::{Duration, UNIX_EPOCH};
 ///
 /// let credentials = Credentials::new("AKIDEXAMPLE", "secret", None, None, "example");

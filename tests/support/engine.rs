@@ -5,7 +5,8 @@
 use std::error::Error as StdError;
 use std::time::Duration;
 
-use rds_iam_auth::{ConnectorBuilder, Driver, Endpoint, Engine, TokenCache};
+use rds_iam_auth::connector::{ConnectorBuilder, Driver};
+use rds_iam_auth::{Endpoint, Engine, TokenCache};
 
 use super::iam::{rds_tunnel, test_trust};
 
@@ -56,7 +57,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 mod pg {
     use super::*;
     use crate::support::postgres;
-    use rds_iam_auth::{Postgres, tokio_postgres};
+    use rds_iam_auth::connector::Postgres;
+    use rds_iam_auth::tokio_postgres;
 
     async fn one<T: for<'a> tokio_postgres::types::FromSql<'a>>(
         client: &tokio_postgres::Client,
@@ -125,8 +127,9 @@ mod my {
     use super::*;
     use crate::support::mariadb::{DATABASE, IAM_USER};
     use crate::support::mariadb_or_skip;
+    use rds_iam_auth::MySqlConnector;
+    use rds_iam_auth::connector::MySql;
     use rds_iam_auth::mysql_async::{self, prelude::*};
-    use rds_iam_auth::{MySql, MySqlConnector};
 
     async fn one(conn: &mut impl Queryable, sql: &str) -> String {
         conn.query_first::<String, _>(sql).await.unwrap().unwrap()

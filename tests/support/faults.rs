@@ -48,6 +48,9 @@ struct Shared {
     accepted: AtomicUsize,
     accept_times: Mutex<Vec<Instant>>,
     tasks: Mutex<Vec<AbortHandle>>,
+    /// Bumped by [`FaultProxy::stall_open_connections`]: a connection opened before the bump
+    /// forwards nothing more (what a failover or a NAT that dropped idle state looks like).
+    stall_epoch: AtomicUsize,
 }
 
 pub struct FaultProxy {
@@ -79,6 +82,12 @@ impl FaultProxy {
             fault,
             shared,
         }
+    }
+
+    /// Every connection open now stops forwarding, both ways, its sockets kept open: the
+    /// next bytes either side sends go nowhere. Connections accepted later are not affected.
+    pub fn stall_open_connections(&self) {
+        self.shared.stall_epoch.fetch_add(1, Ordering::SeqCst);
     }
 
     /// The fault for connections accepted from now on.
@@ -131,6 +140,8 @@ async fn serve(mut client: TcpStream, upstream: u16, fault: Fault, shared: Arc<S
     let Ok(mut server) = TcpStream::connect(("127.0.0.1", upstream)).await else {
         return;
     };
+    let epoch = shared.stall_epoch.load(Ordering::SeqCst);
+    let stalled = || shared.stall_epoch.load(Ordering::SeqCst) != epoch;
     let (mut cbuf, mut sbuf) = (vec![0u8; 64 * 1024], vec![0u8; 64 * 1024]);
     let mut flights = 0;
     let mut reached = step == Some(Step::Accept);
@@ -138,6 +149,9 @@ async fn serve(mut client: TcpStream, upstream: u16, fault: Fault, shared: Arc<S
         tokio::select! {
             n = client.read(&mut cbuf) => {
                 let Ok(n @ 1..) = n else { return };
+                if stalled() {
+                    break;
+                }
                 shared.seen.lock().unwrap().extend_from_slice(&cbuf[..n]);
                 flights += 1;
                 if server.write_all(&cbuf[..n]).await.is_err() {
@@ -151,6 +165,9 @@ async fn serve(mut client: TcpStream, upstream: u16, fault: Fault, shared: Arc<S
             }
             n = server.read(&mut sbuf) => {
                 let Ok(n @ 1..) = n else { return };
+                if stalled() {
+                    break;
+                }
                 shared.seen.lock().unwrap().extend_from_slice(&sbuf[..n]);
                 if client.write_all(&sbuf[..n]).await.is_err() {
                     return;
@@ -159,6 +176,10 @@ async fn serve(mut client: TcpStream, upstream: u16, fault: Fault, shared: Arc<S
         }
     }
     match fault {
+        _ if stalled() => {
+            let _keep = (client, server);
+            hold().await
+        }
         Fault::Reset { .. } => {
             reset(server);
             reset(client);

@@ -5,13 +5,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use rds_iam_auth::clock::{Clock, FixedClock};
 #[cfg(feature = "mysql")]
-use rds_iam_auth::MySqlConnectorBuilder;
+use rds_iam_auth::connector::MySqlConnectorBuilder;
 #[cfg(feature = "postgres")]
-use rds_iam_auth::PgConnectorBuilder;
+use rds_iam_auth::connector::PgConnectorBuilder;
 use rds_iam_auth::{
-    Clock, Credentials, Endpoint, FixedClock, IamAuthToken, TokenCache, TokenGenerator,
-    TokenRequest, TrustStore,
+    Credentials, Endpoint, IamAuthToken, TokenCache, TokenGenerator, TokenRequest, TrustStore,
 };
 use tokio::net::{TcpListener, TcpStream};
 
@@ -35,13 +35,14 @@ pub fn credentials() -> Credentials {
     )
 }
 
-/// A clock at `T0 + offset`, moved by the test (clones share the time).
+/// A clock at `T0 + offset`, moved by the test (clones share the time). Its monotonic face
+/// moves with it (time passing): the instant the clock was made, plus the offset.
 #[derive(Debug, Clone)]
-pub struct TestClock(Arc<AtomicU64>);
+pub struct TestClock(Arc<AtomicU64>, std::time::Instant);
 
 impl TestClock {
     pub fn new() -> Self {
-        Self(Arc::new(AtomicU64::new(T0)))
+        Self(Arc::new(AtomicU64::new(T0)), std::time::Instant::now())
     }
     pub fn advance(&self, by: Duration) {
         self.0.fetch_add(by.as_secs(), Ordering::SeqCst);
@@ -54,6 +55,9 @@ impl TestClock {
 impl Clock for TestClock {
     fn now(&self) -> SystemTime {
         self.at()
+    }
+    fn instant(&self) -> std::time::Instant {
+        self.1 + Duration::from_secs(self.0.load(Ordering::SeqCst).saturating_sub(T0))
     }
 }
 
@@ -105,14 +109,14 @@ pub fn mysql_tunnel_endpoint(dial_port: u16) -> Endpoint {
 /// test CA. Starts no server.
 #[cfg(feature = "mysql")]
 pub fn mysql_builder(cache: TokenCache, endpoint: Endpoint) -> MySqlConnectorBuilder {
-    <rds_iam_auth::MySql as TestEngine>::builder(cache, endpoint)
+    <rds_iam_auth::connector::MySql as TestEngine>::builder(cache, endpoint)
 }
 
 /// A PostgreSQL connector for the throwaway server's IAM user and database, trusting only
 /// the test CA.
 #[cfg(feature = "postgres")]
 pub fn builder(cache: TokenCache, endpoint: Endpoint) -> PgConnectorBuilder {
-    <rds_iam_auth::Postgres as TestEngine>::builder(cache, endpoint)
+    <rds_iam_auth::connector::Postgres as TestEngine>::builder(cache, endpoint)
 }
 
 /// A TCP proxy to a loopback port (a throwaway server's) that counts connections and calls `on_accept` (blocking, on a blocking

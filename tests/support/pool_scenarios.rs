@@ -4,9 +4,10 @@
 
 use std::time::Duration;
 
+use rds_iam_auth::connector::Connector;
 use rds_iam_auth::pool::deadpool::managed::{self, PoolError};
 use rds_iam_auth::pool::{ConnectionManager, Manager, bb8};
-use rds_iam_auth::{Connector, Error, TokenRequest};
+use rds_iam_auth::{Error, ErrorKind, TokenRequest};
 
 use super::engine::TestEngine;
 use super::iam::{self, TestClock};
@@ -108,7 +109,7 @@ where
             .build()
             .unwrap();
     match pool.get().await {
-        Err(PoolError::Backend(Error::AuthenticationRejected { .. })) => {}
+        Err(PoolError::Backend(e)) if e.kind() == ErrorKind::Rejected => {}
         other => panic!("{:?}", other.map(|_| ())),
     }
 }
@@ -136,7 +137,7 @@ macro_rules! pool_scenarios {
 }
 
 #[cfg(all(feature = "deadpool-postgres", feature = "bb8-postgres"))]
-impl TestPool for rds_iam_auth::Postgres {
+impl TestPool for rds_iam_auth::connector::Postgres {
     type Object = <rds_iam_auth::pool::PgManager as managed::Manager>::Type;
     fn pooled(object: &mut Self::Object) -> &mut Self::Connection {
         object
@@ -149,7 +150,7 @@ impl TestPool for rds_iam_auth::Postgres {
 }
 
 #[cfg(all(feature = "deadpool-mysql", feature = "bb8-mysql"))]
-impl TestPool for rds_iam_auth::MySql {
+impl TestPool for rds_iam_auth::connector::MySql {
     type Object = <rds_iam_auth::pool::MySqlManager as managed::Manager>::Type;
     fn pooled(object: &mut Self::Object) -> &mut Self::Connection {
         object

@@ -8,7 +8,8 @@ use aws_sigv4::http_request::{
 };
 use aws_sigv4::sign::v4;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-use rds_iam_auth::{Action, Credentials, TokenRequest};
+use rds_iam_auth::token::Action;
+use rds_iam_auth::{Credentials, TokenRequest};
 
 const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')

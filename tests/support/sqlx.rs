@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use rds_iam_auth::sqlx_0_9::sqlx::pool::PoolConnection;
 use rds_iam_auth::sqlx_0_9::{IamDatabase, IamPool, IamPoolBuilder, sqlx};
-use rds_iam_auth::{Endpoint, Error, IamAuthToken, TokenCache, TokenRequest};
+use rds_iam_auth::{Endpoint, Error, ErrorKind, IamAuthToken, TokenCache, TokenRequest};
 
 use super::capture::{CaptureServer, error_chain};
 use super::engine::TestEngine;
@@ -294,10 +294,8 @@ pub async fn a_tunnel_is_refused_with_the_way_around<D: SqlxEngine>() {
     .build_lazy()
     .await
     .expect_err("tunnel");
-    assert!(
-        matches!(err, Error::DialAddressNotSupported { .. }),
-        "{err:?}"
-    );
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err:?}");
+    assert_eq!(err.setting(), Some("dial_address"), "{err:?}");
     let msg = err.to_string();
     for expected in [
         "127.0.0.1:1",
@@ -329,10 +327,7 @@ pub async fn debug_shows_no_secret<D: SqlxEngine>() {
 pub async fn no_token_byte_without_verified_tls<D: SqlxEngine>() {
     let positive = D::fake_with_tls(&certs().server).await;
     let (err, token) = login_to::<D>(&positive).await;
-    assert!(
-        matches!(err, Error::AuthenticationRejected { .. }),
-        "{err:?}"
-    );
+    assert_eq!(err.kind(), ErrorKind::Rejected, "{err:?}");
     assert!(
         positive.saw(token.expose().as_bytes()),
         "the capture must see a token sent over verified TLS, else the checks below prove nothing"
@@ -343,7 +338,7 @@ pub async fn no_token_byte_without_verified_tls<D: SqlxEngine>() {
     for server in &refused {
         let (err, token) = login_to::<D>(server).await;
         let chain = error_chain(&err);
-        assert!(matches!(err, Error::Connect { .. }), "{chain}");
+        assert_eq!(err.kind(), ErrorKind::Tls, "{chain}");
         assert!(server.connections() >= 1, "it was tried: {chain}");
         server.assert_never_saw(token.expose(), &[b"iam_user"]);
     }
@@ -430,7 +425,7 @@ mod pg {
     use crate::support::fake_postgres::{Answer, fake_server};
 
     impl SqlxEngine for sqlx::Postgres {
-        type Server = rds_iam_auth::Postgres;
+        type Server = rds_iam_auth::connector::Postgres;
 
         fn pool_options(max: u32) -> sqlx::pool::PoolOptions<Self> {
             sqlx::postgres::PgPoolOptions::new().max_connections(max)
@@ -481,7 +476,7 @@ mod my {
     use crate::support::fake_mysql::{Answer, fake_server};
 
     impl SqlxEngine for sqlx::MySql {
-        type Server = rds_iam_auth::MySql;
+        type Server = rds_iam_auth::connector::MySql;
 
         fn pool_options(max: u32) -> sqlx::pool::PoolOptions<Self> {
             sqlx::mysql::MySqlPoolOptions::new().max_connections(max)

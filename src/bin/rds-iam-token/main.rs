@@ -31,8 +31,8 @@ use clap::{Args, Parser, Subcommand};
 
 #[cfg(feature = "doctor")]
 mod doctor;
-use rds_iam_auth::policy::{DsqlClusterArn, RdsDbUserArn, dsql_connect_policy, rds_connect_policy};
 use rds_iam_auth::clock::FixedClock;
+use rds_iam_auth::policy::{DsqlClusterArn, RdsDbUserArn, dsql_connect_policy, rds_connect_policy};
 use rds_iam_auth::{Endpoint, TokenGenerator, TokenRequest};
 
 /// Shown after the flags of `rds-iam-token --help`.
