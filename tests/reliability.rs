@@ -313,3 +313,36 @@ async fn the_doctor_escapes_what_an_unauthenticated_server_says() {
         }
     }
 }
+
+/// A 1 s token lifetime: signing times count whole seconds, so late in a second less than the
+/// margin (half the lifetime) is left. That used to fail about half the signings with a
+/// misleading "the AWS credentials expire..."; the credentials were fine.
+#[tokio::test]
+async fn a_one_second_token_lifetime_signs_late_in_a_second() {
+    let t0 = UNIX_EPOCH + Duration::from_secs(1_705_322_096);
+    let clock = ManualClock::new(t0 + Duration::from_millis(700));
+    let provider = Provider::default();
+    let cache = cache_with(&provider, clock.clone());
+    let endpoint = Endpoint::new("mydb.cluster-abc.us-east-1.rds.amazonaws.com", 5432).unwrap();
+    let request = TokenRequest::rds(&endpoint, "iam_user")
+        .expires_in(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let token = cache.get(&request).await.expect("signed, not refused");
+    assert_eq!(token.signed_at(), t0);
+    assert_eq!(token.expires_at(), t0 + Duration::from_secs(1));
+    // Credentials that do expire within the margin are still refused, with the right words.
+    let short = Provider {
+        expiry: Some(t0 + Duration::from_millis(900)),
+        ..Provider::default()
+    };
+    let error = cache_with(&short, clock.clone())
+        .get(&request)
+        .await
+        .unwrap_err();
+    assert!(error.is_credentials(), "{error:?}");
+    assert!(
+        error.to_string().contains("the AWS credentials expire"),
+        "{error}"
+    );
+}

@@ -139,6 +139,10 @@ struct Slot {
     /// Bumped, and `changed` notified, whenever `current` is replaced or dropped.
     changes: AtomicU64,
     changed: Notify,
+    /// Tokens signed with credentials of this resolution or an earlier one are not installed:
+    /// a rejection dropped those credentials (a signing that had read them before the
+    /// rejection was reported must not put their token back).
+    stale_through: AtomicU64,
 }
 
 /// The outcome of the slot's signing attempts, for the callers that queued behind one.
@@ -260,9 +264,10 @@ impl TokenCache {
         };
         // Credentials first: once the token is gone, any caller may sign its successor, and
         // it must not sign with the credentials that may be why the token was refused.
-        generator.invalidate_credentials_up_to(
-            rejected_generation.max(cached.token.credentials_generation()),
-        );
+        let stale = rejected_generation.max(cached.token.credentials_generation());
+        if generator.invalidate_credentials_up_to(stale) {
+            entry.slot.stale_through.fetch_max(stale, Ordering::AcqRel);
+        }
         // Dropped only if it is still the current token (a compare-and-set on the entry).
         let dropped = self.inner.slots.replace(request, |e| {
             e.current
@@ -383,6 +388,14 @@ impl TokenCache {
 
     /// Installs a newly signed token as the request's current one.
     fn install(&self, request: &TokenRequest, slot: &Slot, cached: Arc<Cached>) {
+        if cached.token.credentials_generation() <= slot.stale_through.load(Ordering::Acquire) {
+            tracing::debug!(
+                host = request.host(),
+                user = request.user(),
+                "not caching a token signed with credentials a rejection dropped meanwhile"
+            );
+            return;
+        }
         let installed = self.inner.slots.replace(request, |e| {
             // The slot that signed it is still the request's (not evicted meanwhile).
             std::ptr::eq(Arc::as_ptr(&e.slot), slot).then(|| Entry {
@@ -622,7 +635,15 @@ impl TokenCache {
     ) -> Result<Cached> {
         let margin = self.margin(request);
         let hard_deadline = token.expires_at().checked_sub(margin).unwrap_or(UNIX_EPOCH);
-        if now >= hard_deadline {
+        // Cut short by the credentials' expiry, not by the lifetime asked for. A token that
+        // lives its full lifetime is as fresh as a token gets, even when the second its
+        // signing time was truncated to leaves it less than the margin (a 1 s lifetime): it
+        // is handed out, and the next call signs again.
+        let cut_by_credentials = token
+            .signed_at()
+            .checked_add(request.expires_in())
+            .is_some_and(|full| token.expires_at() < full);
+        if now >= hard_deadline && cut_by_credentials {
             tracing::warn!(
                 host = request.host(),
                 user = request.user(),
@@ -672,6 +693,7 @@ impl Slot {
             attempts: Mutex::new(Attempts::default()),
             changes: AtomicU64::new(0),
             changed: Notify::new(),
+            stale_through: AtomicU64::new(0),
         }
     }
 
@@ -783,5 +805,39 @@ impl TokenCacheBuilder {
                 counters: Counters::default(),
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::endpoint::Endpoint;
+    use aws_credential_types::Credentials;
+
+    /// A signing that read the credentials before a rejection dropped them must not put its
+    /// token back as the current one (the race the reliability review found by reading).
+    #[tokio::test]
+    async fn a_token_signed_with_dropped_credentials_is_not_installed() {
+        let credentials = Credentials::new("AKIDEXAMPLE", "secret", None, None, "test");
+        let cache = TokenCache::new(TokenGenerator::new(credentials));
+        let endpoint = Endpoint::new("mydb.cluster-abc.us-east-1.rds.amazonaws.com", 5432).unwrap();
+        let request = TokenRequest::rds(&endpoint, "u").build().unwrap();
+        let first = cache.get(&request).await.unwrap();
+        // What a signing begun before the rejection would produce: the same credentials.
+        let late = cache
+            .deadlines(&request, first.clone(), cache.now())
+            .unwrap();
+        cache.invalidate(&request, &first);
+        assert!(
+            cache.current(&request).is_none(),
+            "the rejected token is gone"
+        );
+        let slot = cache.slot(&request);
+        cache.install(&request, &slot, Arc::new(late));
+        assert!(cache.current(&request).is_none(), "and not put back");
+        // A token of freshly resolved credentials is.
+        let fresh = cache.get(&request).await.unwrap();
+        assert!(fresh.credentials_generation() > first.credentials_generation());
+        assert!(cache.current(&request).is_some());
     }
 }

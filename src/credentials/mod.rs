@@ -242,19 +242,21 @@ impl CachedCredentials {
     /// older credentials than the current ones change nothing, and so do rejections within
     /// [`REJECTION_HOLD`] of the last one that did: those are the database's refusals, not
     /// the credentials'.
-    pub(crate) fn invalidate_up_to(&self, generation: u64, now: Instant) {
+    /// Returns whether the credentials were dropped.
+    pub(crate) fn invalidate_up_to(&self, generation: u64, now: Instant) -> bool {
         // `last` before `current`, as `get` takes them.
         let mut last = self.last();
         let mut current = self.write();
         if current.as_ref().is_some_and(|e| e.generation > generation)
             || last.rejection_hold_until.is_some_and(|until| now < until)
         {
-            return;
+            return false;
         }
         last.rejection_hold_until = now.checked_add(REJECTION_HOLD);
         *current = None;
         last.failures.release();
         last.outcome = None;
+        true
     }
 
     fn fresh(&self, now: SystemTime) -> Option<(Credentials, u64)> {

@@ -166,9 +166,10 @@ impl TokenGenerator {
     /// Forgets the remembered credentials if they come from resolution `generation` or an
     /// earlier one (those that signed a token the database rejected); see the token cache's
     /// `invalidate`.
-    pub(crate) fn invalidate_credentials_up_to(&self, generation: u64) {
+    /// `true` when they were dropped.
+    pub(crate) fn invalidate_credentials_up_to(&self, generation: u64) -> bool {
         self.credentials
-            .invalidate_up_to(generation, self.clock.instant());
+            .invalidate_up_to(generation, self.clock.instant())
     }
 
     /// The credentials provider, for the doctor's own look at what it returns.

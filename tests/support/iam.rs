@@ -36,16 +36,27 @@ pub fn credentials() -> Credentials {
 }
 
 /// A clock at `T0 + offset`, moved by the test (clones share the time). Its monotonic face
-/// moves with it (time passing): the instant the clock was made, plus the offset.
+/// moves with [`advance`](Self::advance) (time passing) and not with
+/// [`step_back`](Self::step_back) (a wall clock set back): the instant the clock was made,
+/// plus the time advanced.
 #[derive(Debug, Clone)]
-pub struct TestClock(Arc<AtomicU64>, std::time::Instant);
+pub struct TestClock(Arc<AtomicU64>, std::time::Instant, Arc<AtomicU64>);
 
 impl TestClock {
     pub fn new() -> Self {
-        Self(Arc::new(AtomicU64::new(T0)), std::time::Instant::now())
+        Self(
+            Arc::new(AtomicU64::new(T0)),
+            std::time::Instant::now(),
+            Arc::new(AtomicU64::new(0)),
+        )
     }
     pub fn advance(&self, by: Duration) {
         self.0.fetch_add(by.as_secs(), Ordering::SeqCst);
+        self.2.fetch_add(by.as_secs(), Ordering::SeqCst);
+    }
+    /// The wall clock is set back by `by`; no time passes.
+    pub fn step_back(&self, by: Duration) {
+        self.0.fetch_sub(by.as_secs(), Ordering::SeqCst);
     }
     pub fn at(&self) -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(self.0.load(Ordering::SeqCst))
@@ -57,7 +68,7 @@ impl Clock for TestClock {
         self.at()
     }
     fn instant(&self) -> std::time::Instant {
-        self.1 + Duration::from_secs(self.0.load(Ordering::SeqCst).saturating_sub(T0))
+        self.1 + Duration::from_secs(self.2.load(Ordering::SeqCst))
     }
 }
 
