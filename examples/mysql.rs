@@ -24,7 +24,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .query_first("SELECT CURRENT_USER(), database() AS database_name, version()")
         .await?;
     if let Some((user, db, version)) = row {
-        println!("logged in as {user} to {db:?}: {version}");
+        let db = db.as_deref().unwrap_or("no database");
+        println!("logged in as {user} to {db}: {version}");
     }
     conn.disconnect().await?;
     Ok(())

@@ -37,6 +37,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let (i, pid) = task.await?.map_err(|e| e as Box<dyn std::error::Error>)?;
         println!("query {i} ran on backend {pid}");
     }
-    println!("{:?}", pool.status());
+    let status = pool.status();
+    println!(
+        "pool: {} of at most {} connections open, {} idle",
+        status.size, status.max_size, status.available
+    );
     Ok(())
 }

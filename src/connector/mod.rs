@@ -126,9 +126,13 @@ struct Core<D: Driver> {
 
 /// Configures a [`Connector`]: the [`LoginBuilder`] of connectors; see [`Connector::builder`].
 ///
-/// Its setters are [`LoginBuilder`]'s (`database`, `region`, `trust`, `service`,
-/// `token_lifetime`, `retry_jitter`, `connect_timeout`, `max_concurrent_logins`, and
-/// `application_name` for PostgreSQL), then [`build`](LoginBuilder::build).
+/// Its setters are [`LoginBuilder`]'s: [`database`](crate::login::LoginBuilder::database), [`region`](crate::login::LoginBuilder::region), [`trust`](crate::login::LoginBuilder::trust),
+/// [`service`](crate::login::LoginBuilder::service), [`token_lifetime`](crate::login::LoginBuilder::token_lifetime),
+/// [`retry_jitter`](crate::login::LoginBuilder::retry_jitter), [`connect_timeout`](crate::login::LoginBuilder::connect_timeout),
+/// [`max_concurrent_logins`](crate::login::LoginBuilder::max_concurrent_logins),
+/// [`dead_peer_timeout`](crate::login::LoginBuilder::dead_peer_timeout),
+/// and [`application_name`](crate::login::LoginBuilder::application_name) for PostgreSQL; then
+/// [`build`](LoginBuilder::build).
 pub type ConnectorBuilder<D> = LoginBuilder<Connector<D>>;
 
 impl<D: Driver> login::FrontEnd for Connector<D> {}

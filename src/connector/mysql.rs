@@ -71,10 +71,24 @@ pub struct MySql;
 /// Connections come as [`MySqlConnection`]: a `mysql_async::Conn` behind mysql_async's
 /// `Queryable`, which keeps the connection options (they hold the token) out of reach and out
 /// of `Debug`.
+///
+/// Its methods are [`Connector`]'s (this page shows them only with JavaScript):
+/// [`builder`](Connector::builder), [`builder_from_env`](Connector::builder_from_env),
+/// [`builder_from_vars`](Connector::builder_from_vars), [`connect`](Connector::connect),
+/// [`endpoint`](Connector::endpoint), [`token_request`](Connector::token_request),
+/// [`cache`](Connector::cache), [`max_concurrent_logins`](Connector::max_concurrent_logins),
+/// [`recommended_max_lifetime`](Connector::recommended_max_lifetime).
 #[cfg_attr(docsrs, doc(cfg(feature = "mysql")))]
 pub type MySqlConnector = Connector<MySql>;
 
 /// Configures a [`MySqlConnector`]; see [`Connector::builder`].
+///
+/// Its setters are [`LoginBuilder`](crate::login::LoginBuilder)'s: [`database`](crate::login::LoginBuilder::database), [`region`](crate::login::LoginBuilder::region), [`trust`](crate::login::LoginBuilder::trust),
+/// [`service`](crate::login::LoginBuilder::service), [`token_lifetime`](crate::login::LoginBuilder::token_lifetime),
+/// [`retry_jitter`](crate::login::LoginBuilder::retry_jitter), [`connect_timeout`](crate::login::LoginBuilder::connect_timeout),
+/// [`max_concurrent_logins`](crate::login::LoginBuilder::max_concurrent_logins),
+/// [`dead_peer_timeout`](crate::login::LoginBuilder::dead_peer_timeout);
+/// then [`build`](crate::login::LoginBuilder::build).
 #[cfg_attr(docsrs, doc(cfg(feature = "mysql")))]
 pub type MySqlConnectorBuilder = ConnectorBuilder<MySql>;
 

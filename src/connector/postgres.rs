@@ -59,10 +59,25 @@ pub struct Postgres;
 /// [`connect`](Connector::connect) spawns the connection task on the current tokio runtime
 /// (it panics outside one, as `tokio::spawn` does); the task ends when the client is dropped
 /// or the server closes the connection.
+///
+/// Its methods are [`Connector`]'s (this page shows them only with JavaScript):
+/// [`builder`](Connector::builder), [`builder_from_env`](Connector::builder_from_env),
+/// [`builder_from_vars`](Connector::builder_from_vars), [`connect`](Connector::connect),
+/// [`endpoint`](Connector::endpoint), [`token_request`](Connector::token_request),
+/// [`cache`](Connector::cache), [`max_concurrent_logins`](Connector::max_concurrent_logins),
+/// [`recommended_max_lifetime`](Connector::recommended_max_lifetime), and
+/// [`connect_with_task`](Connector::connect_with_task).
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub type PgConnector = Connector<Postgres>;
 
 /// Configures a [`PgConnector`]; see [`Connector::builder`].
+///
+/// Its setters are [`LoginBuilder`](crate::login::LoginBuilder)'s: [`database`](crate::login::LoginBuilder::database), [`region`](crate::login::LoginBuilder::region), [`trust`](crate::login::LoginBuilder::trust),
+/// [`service`](crate::login::LoginBuilder::service), [`token_lifetime`](crate::login::LoginBuilder::token_lifetime),
+/// [`retry_jitter`](crate::login::LoginBuilder::retry_jitter), [`connect_timeout`](crate::login::LoginBuilder::connect_timeout),
+/// [`max_concurrent_logins`](crate::login::LoginBuilder::max_concurrent_logins),
+/// [`dead_peer_timeout`](crate::login::LoginBuilder::dead_peer_timeout),
+/// [`application_name`](crate::login::LoginBuilder::application_name); then [`build`](crate::login::LoginBuilder::build).
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub type PgConnectorBuilder = ConnectorBuilder<Postgres>;
 

@@ -62,8 +62,10 @@ pub struct Doctor {
 
 /// Configures a [`Doctor`]: the [`LoginBuilder`] of the doctor; see [`Doctor::builder`].
 ///
-/// Its setters are [`LoginBuilder`]'s (`database`, `region`, `trust`, `service`,
-/// `token_lifetime`, `retry_jitter`, and `connect_timeout`, each network step's bound), then
+/// Its setters are [`LoginBuilder`]'s: [`database`](crate::login::LoginBuilder::database), [`region`](crate::login::LoginBuilder::region), [`trust`](crate::login::LoginBuilder::trust),
+/// [`service`](crate::login::LoginBuilder::service), [`token_lifetime`](crate::login::LoginBuilder::token_lifetime),
+/// [`retry_jitter`](crate::login::LoginBuilder::retry_jitter),
+/// [`connect_timeout`](crate::login::LoginBuilder::connect_timeout) (each network step's bound); then
 /// [`generator`](LoginBuilder::generator), [`sts_endpoint`](LoginBuilder::sts_endpoint) and
 /// [`build`](LoginBuilder::build).
 pub type DoctorBuilder = LoginBuilder<Doctor>;

@@ -356,9 +356,17 @@ pub(super) fn check(probe: &TlsProbe, endpoint: &Endpoint, trust: &TrustStore) -
         && probe.name_matches
         && !expired(probe)
     {
+        let fix = if e.contains("CaUsedAsEndEntity") {
+            // A self-signed certificate made as a CA (`CA:TRUE`), presented as the server's.
+            "the server presents a CA certificate (CA:TRUE) as its own, which TLS refuses: give \
+             the server a certificate of its own (CA:FALSE) signed by that CA, and trust the CA \
+             with --ca-file"
+        } else {
+            "check the server's certificate chain (intermediates sent, in order)"
+        };
         problems.push((
             format!("the certificate chain does not verify: {e}"),
-            "check the server's certificate chain".to_owned(),
+            fix.to_owned(),
         ));
     }
     if !probe.name_matches {

@@ -90,6 +90,12 @@ fn tls_hint(error: &(dyn StdError + 'static)) -> Option<&'static str> {
             "the server's certificate is expired or not yet valid, so no token was sent: \
              check this machine's clock and the server's certificate"
         }
+        C::Other(other) if other.to_string().contains("CaUsedAsEndEntity") => {
+            "the server presents a CA certificate (`CA:TRUE`, a self-signed certificate made as \
+             a CA) as its own, and TLS refuses that, so no token was sent: give the server a \
+             certificate of its own (`CA:FALSE`) signed by that CA, and trust the CA with \
+             `TrustStore::with_ca_file`"
+        }
         _ => "the server's certificate was refused, so no token was sent",
     })
 }
@@ -185,6 +191,33 @@ mod tests {
             assert!(hint.contains(expected), "{hint}");
             assert!(hint.contains("no token was sent"), "{hint}");
         }
+    }
+
+    #[test]
+    fn a_ca_certificate_presented_as_the_servers_says_what_it_is() {
+        // What rustls makes of webpki's `CaUsedAsEndEntity` (a self-signed `CA:TRUE`
+        // certificate as the server's): an `Other` certificate error with that name.
+        #[derive(Debug)]
+        struct CaUsedAsEndEntity;
+        impl std::fmt::Display for CaUsedAsEndEntity {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("CaUsedAsEndEntity")
+            }
+        }
+        impl StdError for CaUsedAsEndEntity {}
+        let other = rustls::OtherError(std::sync::Arc::new(CaUsedAsEndEntity));
+        let e = rustls_in_io(rustls::Error::InvalidCertificate(
+            rustls::CertificateError::Other(other),
+        ));
+        let diagnosis = diagnose(&e);
+        let hint = diagnosis.hint.unwrap();
+        assert!(diagnosis.tls);
+        assert!(
+            hint.contains("presents a CA certificate (`CA:TRUE`"),
+            "{hint}"
+        );
+        assert!(hint.contains("`CA:FALSE`"), "{hint}");
+        assert!(hint.contains("no token was sent"), "{hint}");
     }
 
     #[test]

@@ -106,11 +106,25 @@ pub use sqlx;
 /// # let _ = (db, n);
 /// # Ok(()) }
 /// ```
+///
+/// Its methods are [`IamPool`]'s (this page shows them only with JavaScript):
+/// [`builder`](IamPool::builder), [`builder_from_env`](IamPool::builder_from_env),
+/// [`builder_from_vars`](IamPool::builder_from_vars), [`acquire`](IamPool::acquire),
+/// [`pool`](IamPool::pool) (also through `Deref`: every `sqlx::Pool` method),
+/// [`cache`](IamPool::cache), [`token_request`](IamPool::token_request),
+/// [`endpoint`](IamPool::endpoint).
 #[cfg(feature = "sqlx-0_9-postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlx-0_9-postgres")))]
 pub type IamPgPool = IamPool<sqlx::Postgres>;
 
 /// A sqlx 0.9 `MySqlPool` whose new connections log in with current IAM tokens.
+///
+/// Its methods are [`IamPool`]'s (this page shows them only with JavaScript):
+/// [`builder`](IamPool::builder), [`builder_from_env`](IamPool::builder_from_env),
+/// [`builder_from_vars`](IamPool::builder_from_vars), [`acquire`](IamPool::acquire),
+/// [`pool`](IamPool::pool) (also through `Deref`: every `sqlx::Pool` method),
+/// [`cache`](IamPool::cache), [`token_request`](IamPool::token_request),
+/// [`endpoint`](IamPool::endpoint).
 #[cfg(feature = "sqlx-0_9-mysql")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlx-0_9-mysql")))]
 pub type IamMySqlPool = IamPool<sqlx::MySql>;
@@ -146,11 +160,13 @@ struct Shared<DB: IamDatabase> {
 
 /// Configures an [`IamPool`]: the [`LoginBuilder`] of sqlx pools; see [`IamPool::builder`].
 ///
-/// Its setters are [`LoginBuilder`]'s (`database`, `region`, `trust`, `service`,
-/// `token_lifetime`, `retry_jitter`, and `application_name` for PostgreSQL; a connect
-/// timeout, a login bound and a dial address are refused at build: sqlx has none of them),
-/// then [`pool_options`](LoginBuilder::pool_options), [`build`](LoginBuilder::build) and
-/// [`build_lazy`](LoginBuilder::build_lazy).
+/// Its setters are [`LoginBuilder`]'s: [`database`](crate::login::LoginBuilder::database), [`region`](crate::login::LoginBuilder::region), [`trust`](crate::login::LoginBuilder::trust),
+/// [`service`](crate::login::LoginBuilder::service), [`token_lifetime`](crate::login::LoginBuilder::token_lifetime),
+/// [`retry_jitter`](crate::login::LoginBuilder::retry_jitter),
+/// and [`application_name`](crate::login::LoginBuilder::application_name) for PostgreSQL (a connect timeout, a
+/// login bound, a dead-peer timeout and a dial address are refused at build: sqlx has none of
+/// them); then [`pool_options`](LoginBuilder::pool_options), [`build`](LoginBuilder::build)
+/// and [`build_lazy`](LoginBuilder::build_lazy).
 pub type IamPoolBuilder<DB> = LoginBuilder<IamPool<DB>>;
 
 /// What only a sqlx pool's builder holds.

@@ -459,6 +459,39 @@ async fn refuses_a_wrong_server_name() {
     );
 }
 
+/// A self-signed certificate made as a CA (`CA:TRUE`), trusted and presented as the
+/// server's own: TLS refuses it (`CaUsedAsEndEntity`), and the message says what it is.
+#[cfg(feature = "__login")]
+#[tokio::test]
+async fn a_ca_certificate_as_the_servers_is_named_as_such() {
+    let mut params = CertificateParams::new(vec![SERVER_NAME.to_owned()]).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let key = KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    let server = ServerConfig::builder_with_provider(PROVIDER.clone())
+        .with_protocol_versions(BOTH)
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.der().clone()], PrivateKeyDer::from(key))
+        .unwrap();
+    let trust = TrustStore::empty()
+        .with_ca_pem(cert.pem().as_bytes())
+        .unwrap();
+    let err = handshake(Arc::new(server), &trust, SERVER_NAME)
+        .await
+        .unwrap_err();
+    assert!(format!("{err:?}").contains("CaUsedAsEndEntity"), "{err:?}");
+    let diagnosis = crate::login::diagnose::diagnose(&err);
+    assert!(diagnosis.tls);
+    assert!(
+        diagnosis
+            .hint
+            .unwrap()
+            .contains("presents a CA certificate (`CA:TRUE`"),
+        "{diagnosis:?}"
+    );
+}
+
 #[tokio::test]
 async fn refuses_a_certificate_from_another_ca() {
     let pki = test_pki("test CA", BOTH);
