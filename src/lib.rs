@@ -209,12 +209,7 @@ mod error;
 pub mod login;
 mod observe;
 pub mod policy;
-#[cfg(any(
-    feature = "deadpool-postgres",
-    feature = "bb8-postgres",
-    feature = "deadpool-mysql",
-    feature = "bb8-mysql"
-))]
+#[cfg(feature = "__pool")]
 pub mod pool;
 pub mod region;
 #[cfg(feature = "sqlx-0_9")]

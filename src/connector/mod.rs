@@ -249,22 +249,14 @@ impl<D: Driver> Connector<D> {
     /// One round trip on an open connection (a pool's check before reuse), bounded by the
     /// connect timeout: a peer that went away without a word (a failover, a partition)
     /// must not hang a checkout until the kernel gives up.
-    #[cfg_attr(
-        not(any(
-            feature = "deadpool-postgres",
-            feature = "deadpool-mysql",
-            feature = "bb8-postgres",
-            feature = "bb8-mysql"
-        )),
-        allow(dead_code)
-    )]
+    #[cfg_attr(not(feature = "__pool"), allow(dead_code))]
     pub(crate) async fn ping(&self, connection: &mut D::Connection) -> Result<()> {
         let login = &self.inner.login;
         let timeout = login
             .connect_timeout
             .unwrap_or(crate::login::DEFAULT_CONNECT_TIMEOUT);
         match tokio::time::timeout(timeout, D::ping(connection)).await {
-            Ok(answer) => answer.map_err(|e| self.driver_error(e)),
+            Ok(answer) => answer.map_err(|e| login.driver_error(e, false)),
             Err(_) => Err(Detail::Unresponsive {
                 engine: D::ENGINE,
                 endpoint: login.endpoint.to_string(),
@@ -272,20 +264,6 @@ impl<D: Driver> Connector<D> {
             }
             .into()),
         }
-    }
-
-    /// The crate's error for a driver error on an open connection (a failed ping).
-    #[cfg_attr(
-        not(any(
-            feature = "deadpool-postgres",
-            feature = "deadpool-mysql",
-            feature = "bb8-postgres",
-            feature = "bb8-mysql"
-        )),
-        allow(dead_code)
-    )]
-    pub(crate) fn driver_error(&self, error: D::Error) -> crate::Error {
-        self.inner.login.driver_error(error, false)
     }
 }
 

@@ -211,15 +211,7 @@ pub(crate) enum Detail {
          opens a new one",
         seconds(*timeout)
     )]
-    #[cfg_attr(
-        not(any(
-            feature = "deadpool-postgres",
-            feature = "deadpool-mysql",
-            feature = "bb8-postgres",
-            feature = "bb8-mysql"
-        )),
-        allow(dead_code)
-    )]
+    #[cfg_attr(not(feature = "__pool"), allow(dead_code))]
     Unresponsive {
         engine: Engine,
         endpoint: String,
