@@ -93,13 +93,18 @@ fn errors_go_to_stderr_with_a_failing_exit() {
     let out = run(cli()
         .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
         .env("AWS_SECRET_ACCESS_KEY", "secret")
-        .args(["--hostname", "db.internal.example.com", "--username", "u"]));
+        .args(["--hostname", "db.internal.example.com", "--port", "5432"])
+        .args(["--username", "u"]));
     assert!(!out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(
-        String::from_utf8(out.stderr)
-            .unwrap()
-            .contains("no region given")
+        stderr.contains(
+            "no region given and none can be inferred from hostname `db.internal.example.com`: \
+             pass --region (e.g. --region us-east-1)"
+        ),
+        "{stderr}"
     );
+    assert!(!stderr.contains(".region("), "a library call: {stderr}");
 
     let out = run(cli()
         .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
@@ -107,6 +112,8 @@ fn errors_go_to_stderr_with_a_failing_exit() {
         .args([
             "--hostname",
             "db.abc.us-east-1.rds.amazonaws.com",
+            "--port",
+            "5432",
             "--username",
             "u",
         ])
@@ -124,6 +131,8 @@ fn missing_credentials_are_a_clear_error() {
     let out = run(cli().args([
         "--hostname",
         "db.abc.us-east-1.rds.amazonaws.com",
+        "--port",
+        "5432",
         "--username",
         "u",
     ]));
@@ -254,6 +263,10 @@ fn hostile_flag_values_are_refused() {
             .env("AWS_SECRET_ACCESS_KEY", "secret")
             .args(["--username", "u"])
             .args(*args);
+        // RDS tokens need a port: the rows that do not test it give one.
+        if !args.contains(&"--port") {
+            cmd.args(["--port", "5432"]);
+        }
         let out = run(&mut cmd);
         let stderr = String::from_utf8_lossy(&out.stderr);
         let shown: Vec<&str> = args.iter().map(|a| &a[..a.len().min(40)]).collect();
@@ -454,4 +467,177 @@ fn credentials_over_http_from_the_container_endpoint() {
         String::from_utf8(out.stdout).unwrap().trim_end(),
         v.expected_token
     );
+}
+
+fn with_keys(cmd: &mut Command) -> &mut Command {
+    cmd.env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+        .env("AWS_SECRET_ACCESS_KEY", "secret")
+}
+
+/// An IP address as --hostname: the token command dials nothing, so the advice is to sign for
+/// the DNS name and connect to the address verifying that name, in flags and a psql line.
+#[test]
+fn an_ip_address_gets_advice_in_flags() {
+    let out = run(with_keys(&mut cli()).args(["--hostname", "10.0.0.7", "--username", "u"]));
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(
+        stderr.trim_end(),
+        "error: `10.0.0.7` is an IP address, but a token is signed for the endpoint's DNS name \
+         (the name TLS verifies): pass that name as --hostname (e.g. \
+         mydb.cluster-abc123.us-east-1.rds.amazonaws.com) and connect to 10.0.0.7 verifying \
+         that name (psql: \"host=<name> hostaddr=10.0.0.7 sslmode=verify-full\")"
+    );
+    assert!(!stderr.contains("dial address"), "{stderr}");
+}
+
+/// An Aurora Global Database writer endpoint: the region is a flag too.
+#[test]
+fn a_global_writer_endpoint_asks_for_region_as_a_flag() {
+    let out = run(with_keys(&mut cli()).args([
+        "--hostname",
+        "db.global-abc.global.rds.amazonaws.com",
+        "--port",
+        "5432",
+        "--username",
+        "u",
+    ]));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("Pass --region with the primary cluster's region"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(".region("), "{stderr}");
+}
+
+/// RDS tokens are for one port: no silent 5432 (a MySQL user who forgot --port got a token
+/// for the wrong port). Exit status 2, as for any bad command line.
+#[test]
+fn the_port_is_required_for_rds_tokens() {
+    let out = run(with_keys(&mut cli()).args([
+        "--hostname",
+        "db.abc.us-east-1.rds.amazonaws.com",
+        "--username",
+        "u",
+    ]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains(
+            "error: --port is required: a token is valid for one port (5432 for PostgreSQL, \
+             3306 for MySQL, as the endpoint listens)"
+        ),
+        "{stderr}"
+    );
+}
+
+const DSQL_HOST: &str = "abcdefghijklmnopqrstuvwxyz.dsql.us-east-1.on.aws";
+
+/// A DSQL hostname signs a DSQL token without --dsql (and without --port: DSQL listens on
+/// 5432 only), `DbConnectAdmin` for the admin role; a note on stderr says so.
+#[test]
+fn a_dsql_hostname_signs_a_dsql_token() {
+    let out = run(with_keys(&mut cli()).args(["--hostname", DSQL_HOST, "--username", "admin"]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        token.starts_with(&format!("{DSQL_HOST}/?Action=DbConnectAdmin&")),
+        "{token}"
+    );
+    assert!(
+        token.contains("%2Fdsql%2Faws4_request"),
+        "service dsql: {token}"
+    );
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(
+        stderr.trim_end(),
+        format!(
+            "note: `{DSQL_HOST}` is an Aurora DSQL endpoint: signing a DSQL token (DbConnectAdmin)"
+        )
+    );
+    // The same token as with --dsql.
+    let flagged = run(with_keys(&mut cli())
+        .args(["--dsql", "--hostname", DSQL_HOST, "--username", "admin"])
+        .args(["--signing-time", "2024-01-15T12:34:56Z"]));
+    let detected = run(with_keys(&mut cli())
+        .args(["--hostname", DSQL_HOST, "--username", "admin"])
+        .args(["--signing-time", "2024-01-15T12:34:56Z"]));
+    assert_eq!(flagged.stdout, detected.stdout);
+    // Another role: DbConnect.
+    let out = run(with_keys(&mut cli()).args(["--hostname", DSQL_HOST, "--username", "reader"]));
+    assert!(
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .contains("?Action=DbConnect&")
+    );
+}
+
+/// `--admin` with another user is a contradiction, not silently an admin token; `--admin` on
+/// an RDS endpoint too.
+#[test]
+fn admin_with_another_user_is_refused() {
+    let out = run(with_keys(&mut cli()).args([
+        "--dsql",
+        "--admin",
+        "--username",
+        "bob",
+        "--hostname",
+        DSQL_HOST,
+    ]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains(
+            "error: --admin means the `admin` role, and --username is `bob`: drop --admin for a \
+             DbConnect token for `bob`, or use --username admin"
+        ),
+        "{stderr}"
+    );
+    let out = run(with_keys(&mut cli()).args([
+        "--admin",
+        "--hostname",
+        "db.abc.us-east-1.rds.amazonaws.com",
+        "--port",
+        "5432",
+        "--username",
+        "u",
+    ]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8(out.stderr)
+            .unwrap()
+            .contains("--admin is for Aurora DSQL tokens")
+    );
+}
+
+/// `policy --dsql --username admin` allows what the token command signs for admin.
+#[test]
+fn the_dsql_policy_of_admin_allows_the_admin_token() {
+    let policy = |extra: &[&str]| {
+        let out = run(cli()
+            .args(["policy", "--dsql", "--account", "123456789012"])
+            .args([
+                "--resource-id",
+                "abcdefghijklmnopqrstuvwxyz",
+                "--region",
+                "us-east-1",
+            ])
+            .args(extra));
+        (out.status.code(), String::from_utf8(out.stdout).unwrap())
+    };
+    let (code, admin) = policy(&["--username", "admin"]);
+    assert_eq!(code, Some(0));
+    assert!(admin.contains("\"dsql:DbConnectAdmin\""), "{admin}");
+    let (_, flag) = policy(&["--admin"]);
+    assert_eq!(flag, admin);
+    let (_, role) = policy(&["--username", "reader"]);
+    assert!(role.contains("\"dsql:DbConnect\""), "{role}");
+    let (code, _) = policy(&["--admin", "--username", "reader"]);
+    assert_eq!(code, Some(2));
 }

@@ -430,3 +430,77 @@ async fn the_cli_prints_one_json_object_per_step() {
         assert!(!stdout.contains(needle), "`{needle}` printed: {stdout}");
     }
 }
+
+/// The subcommand speaks in flags: a server whose CA is not trusted gets `--ca-file`, never
+/// the library call (`TrustStore::with_ca_file`) its messages name; `--timeout` bounds each
+/// step; an IP address as --hostname is told to use --dial.
+#[tokio::test]
+async fn the_cli_gives_its_advice_in_flags() {
+    let sts = FakeSts::start().await;
+    let pg = postgres();
+    let url = sts.url.clone();
+    let run = move |args: Vec<String>| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_rds-iam-token"))
+            .env_clear()
+            .env("HOME", "/nonexistent")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+            .env(
+                "AWS_SECRET_ACCESS_KEY",
+                "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+            )
+            .env("AWS_ENDPOINT_URL_STS", &url)
+            .arg("doctor")
+            .args(args)
+            .output()
+            .expect("run rds-iam-token")
+    };
+    let args: Vec<String> = [
+        "--engine",
+        "postgres",
+        "--hostname",
+        RDS_HOSTNAME,
+        "--username",
+        pg.user(),
+        "--timeout",
+        "3",
+        "--dial",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([format!("127.0.0.1:{}", pg.port())])
+    .collect();
+    let untrusted = tokio::task::spawn_blocking({
+        let run = run.clone();
+        move || run(args)
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8(untrusted.stdout).unwrap();
+    assert_eq!(untrusted.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("--ca-file"), "{stdout}");
+    assert!(!stdout.contains("TrustStore::"), "a library call: {stdout}");
+    assert!(!stdout.contains(".connect_timeout("), "{stdout}");
+
+    let ip = tokio::task::spawn_blocking(move || {
+        run([
+            "--engine",
+            "postgres",
+            "--hostname",
+            "10.0.0.5",
+            "--username",
+            "u",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect())
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8(ip.stderr).unwrap();
+    assert_eq!(ip.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("pass that name as --hostname and the address as --dial 10.0.0.5:PORT"),
+        "{stderr}"
+    );
+}

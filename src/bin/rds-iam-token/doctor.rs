@@ -8,7 +8,7 @@ use clap::Args;
 use rds_iam_auth::doctor::{Check, Doctor, Status};
 use rds_iam_auth::{Endpoint, Engine, TrustStore};
 
-use crate::explain;
+use crate::wording::{Where, explain, in_flags};
 
 /// Shown after the flags of `rds-iam-token doctor --help`.
 pub(crate) const EXAMPLES: &str = "\
@@ -54,6 +54,9 @@ pub(crate) struct DoctorArgs {
     /// A PEM file of CAs to trust besides the AWS ones (GovCloud, a private CA).
     #[arg(long, value_name = "FILE")]
     ca_file: Option<std::path::PathBuf>,
+    /// How long each network step (DNS, TCP, TLS, login, STS) may take, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    timeout: u64,
     /// One JSON object per step, one per line, instead of text.
     #[arg(long)]
     json: bool,
@@ -72,7 +75,8 @@ pub(crate) async fn run(args: &DoctorArgs) -> ExitCode {
         if args.json {
             println!("{}", check_json(check));
         } else {
-            println!("{check}");
+            // The report's advice in this command's flags (`--ca-file`, not a library call).
+            println!("{}", in_flags(&check.to_string()));
         }
     }
     if report.logged_in() {
@@ -88,7 +92,8 @@ fn doctor_from_args(args: &DoctorArgs) -> Result<Doctor, String> {
         EngineArg::Mysql => Engine::MySql,
     };
     let port = args.port.unwrap_or(engine.default_port());
-    let mut endpoint = Endpoint::new(&args.hostname, port).map_err(|e| explain(&e))?;
+    let mut endpoint =
+        Endpoint::new(&args.hostname, port).map_err(|e| explain(&e, Where::Doctor))?;
     if let Some(dial) = &args.dial {
         let (host, port) = dial
             .rsplit_once(':')
@@ -96,9 +101,13 @@ fn doctor_from_args(args: &DoctorArgs) -> Result<Doctor, String> {
             .ok_or_else(|| format!("--dial `{dial}` is not HOST:PORT"))?;
         endpoint = endpoint
             .with_dial_address(host, port)
-            .map_err(|e| explain(&e))?;
+            .map_err(|e| explain(&e, Where::Doctor))?;
     }
-    let mut builder = Doctor::builder(engine, endpoint, &args.username);
+    if args.timeout == 0 {
+        return Err("--timeout must be at least 1 second".to_owned());
+    }
+    let mut builder = Doctor::builder(engine, endpoint, &args.username)
+        .connect_timeout(std::time::Duration::from_secs(args.timeout));
     if let Some(database) = &args.database {
         builder = builder.database(database);
     }
@@ -108,7 +117,7 @@ fn doctor_from_args(args: &DoctorArgs) -> Result<Doctor, String> {
     if let Some(path) = &args.ca_file {
         let trust = TrustStore::aws_default()
             .with_ca_file(path)
-            .map_err(|e| explain(&e))?;
+            .map_err(|e| explain(&e, Where::Doctor))?;
         builder = builder.trust(trust);
     }
     Ok(builder.build())
@@ -119,8 +128,8 @@ fn check_json(check: &Check) -> serde_json::Value {
         "step": check.step,
         "ok": check.status != Status::Fail,
         "status": check.status.as_str(),
-        "message": check.message,
-        "details": check.details,
-        "fix": check.fix,
+        "message": in_flags(&check.message),
+        "details": check.details.iter().map(|d| in_flags(d)).collect::<Vec<_>>(),
+        "fix": check.fix.as_deref().map(in_flags),
     })
 }

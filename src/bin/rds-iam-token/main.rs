@@ -1,15 +1,16 @@
 //! `rds-iam-token`: a drop-in for `aws rds generate-db-auth-token`, plus the IAM policy a
 //! role needs and `doctor`, which says why an IAM login fails.
 //!
-//! Install with `cargo install rds-iam-auth --features cli`, or run from a checkout with
-//! `cargo run --features cli --bin rds-iam-token -- ARGS`.
+//! Install with `cargo install --locked --path . --features cli` from a checkout (`--git
+//! https://github.com/rds-iam-auth/rds-iam-auth rds-iam-auth` until it is on crates.io), or run
+//! it with `cargo run --features cli --bin rds-iam-token -- ARGS`.
 //!
 //! ```sh
 //! # A token (printed alone on stdout; credentials from the standard AWS chain):
 //! rds-iam-token \
 //!     --hostname mydb.cluster-abc123.us-east-1.rds.amazonaws.com --port 5432 --username iam_user
-//! # An Aurora DSQL admin token valid for an hour:
-//! rds-iam-token --dsql --admin --expires-in 3600 \
+//! # An Aurora DSQL admin token valid for an hour (a DSQL hostname needs no --dsql, no --port):
+//! rds-iam-token --username admin --expires-in 3600 \
 //!     --hostname abcdefghijklmnopqrst123456.dsql.us-east-1.on.aws
 //! # Reproduce a token for a given time (to debug a signature mismatch):
 //! rds-iam-token ... --signing-time 2024-01-15T12:34:56Z
@@ -31,9 +32,15 @@ use clap::{Args, Parser, Subcommand};
 
 #[cfg(feature = "doctor")]
 mod doctor;
+mod wording;
 use rds_iam_auth::clock::FixedClock;
 use rds_iam_auth::policy::{DsqlClusterArn, RdsDbUserArn, dsql_connect_policy, rds_connect_policy};
+use rds_iam_auth::token::Action;
 use rds_iam_auth::{Endpoint, TokenGenerator, TokenRequest};
+use wording::{Where, explain, usage};
+
+/// The one port Aurora DSQL listens on.
+const DSQL_PORT: u16 = 5432;
 
 /// Shown after the flags of `rds-iam-token --help`.
 const TOKEN_EXAMPLES: &str = "\
@@ -41,15 +48,15 @@ Examples:
   # A token for RDS / Aurora / RDS Proxy (region from the hostname), alone on stdout:
   rds-iam-token --hostname mydb.cluster-abc123.us-east-1.rds.amazonaws.com --port 5432 --username iam_user
   # Use it as the password:
-  PGPASSWORD=\"$(rds-iam-token --hostname mydb.cluster-abc123.us-east-1.rds.amazonaws.com --username iam_user)\" \\
+  PGPASSWORD=\"$(rds-iam-token --hostname mydb.cluster-abc123.us-east-1.rds.amazonaws.com --port 5432 --username iam_user)\" \\
     psql \"host=mydb.cluster-abc123.us-east-1.rds.amazonaws.com user=iam_user sslmode=verify-full\"
   # A hostname that does not name its region (a CNAME, a tunnel):
   rds-iam-token --hostname db.internal.example.com --port 3306 --username app --region eu-west-1
-  # An Aurora DSQL admin token valid for an hour:
-  rds-iam-token --dsql --admin --expires-in 3600 --hostname abcdefghijklmnopqrst123456.dsql.us-east-1.on.aws
+  # An Aurora DSQL admin token valid for an hour (a DSQL hostname signs DSQL tokens, port 5432):
+  rds-iam-token --username admin --expires-in 3600 --hostname abcdefghijklmnopqrst123456.dsql.us-east-1.on.aws
   # Reproduce a token for a given time (to debug a signature mismatch):
-  rds-iam-token --hostname mydb.cluster-abc123.us-east-1.rds.amazonaws.com --username iam_user \\
-    --signing-time 2024-01-15T12:34:56Z
+  rds-iam-token --hostname mydb.cluster-abc123.us-east-1.rds.amazonaws.com --port 5432 \\
+    --username iam_user --signing-time 2024-01-15T12:34:56Z
   # The IAM policy a role needs (see `rds-iam-token policy --help`):
   rds-iam-token policy --account 123456789012 --resource-id cluster-ABCDEFGHIJKL0123456789 \\
     --username iam_user --region us-east-1
@@ -110,20 +117,22 @@ struct TokenArgs {
     /// mydb.cluster-abc123.us-east-1.rds.amazonaws.com.
     #[arg(long, value_name = "HOST")]
     hostname: Option<String>,
-    /// The endpoint's port, e.g. 3306 (not part of DSQL tokens).
-    #[arg(long, default_value_t = 5432)]
-    port: u16,
-    /// The database user, e.g. iam_user (for DSQL, the role; `admin` with --admin).
+    /// The endpoint's port, e.g. 5432 for PostgreSQL, 3306 for MySQL: required, a token is
+    /// valid for one port (Aurora DSQL: 5432, the default there).
+    #[arg(long)]
+    port: Option<u16>,
+    /// The database user, e.g. iam_user (for DSQL, the role; `admin` signs DbConnectAdmin).
     #[arg(long, value_name = "USER")]
     username: Option<String>,
     /// The region, e.g. us-east-1 (default: inferred from the hostname).
     #[arg(long)]
     region: Option<String>,
-    /// An Aurora DSQL token (`DbConnect`), with a `<id>.dsql.<region>.on.aws` hostname.
+    /// An Aurora DSQL token (`DbConnect`; `DbConnectAdmin` for the `admin` role) whatever the
+    /// hostname (a `<id>.dsql.<region>.on.aws` hostname gets one without the flag).
     #[arg(long)]
     dsql: bool,
-    /// With --dsql: a token for the `admin` role (`DbConnectAdmin`).
-    #[arg(long, requires = "dsql")]
+    /// A DSQL token for the `admin` role (`DbConnectAdmin`): the same as --username admin.
+    #[arg(long)]
     admin: bool,
     /// Token lifetime in seconds, e.g. 300 (RDS: at most 900; DSQL: at most 604800).
     #[arg(long, default_value_t = 900, value_name = "SECONDS")]
@@ -179,15 +188,25 @@ async fn main() -> ExitCode {
 
 async fn token(args: &TokenArgs) -> Result<String, String> {
     let hostname = args.hostname.as_deref().ok_or("--hostname is required")?;
-    let endpoint = Endpoint::new(hostname, args.port).map_err(|e| explain(&e))?;
-    let request = if args.dsql {
-        let role = if args.admin {
-            "admin"
-        } else {
-            args.username.as_deref().unwrap_or("dsql_role")
-        };
-        TokenRequest::dsql(&endpoint, role)
+    // The hostname (and a given port) first: a bad one is the message, whatever else lacks.
+    let endpoint = Endpoint::new(hostname, args.port.unwrap_or(DSQL_PORT))
+        .map_err(|e| explain(&e, Where::Token))?;
+    // A DSQL endpoint's name says so: its token is DSQL's, on DSQL's one port.
+    let dsql = args.dsql || endpoint.is_dsql();
+    if args.port.is_none() && !dsql {
+        usage(
+            "--port is required: a token is valid for one port (5432 for PostgreSQL, 3306 for \
+             MySQL, as the endpoint listens)",
+        );
+    }
+    let request = if dsql {
+        TokenRequest::dsql(&endpoint, dsql_role(args.admin, args.username.as_deref()))
     } else {
+        if args.admin {
+            usage(
+                "--admin is for Aurora DSQL tokens (its `admin` role): add --dsql, or drop --admin",
+            );
+        }
         TokenRequest::rds(
             &endpoint,
             args.username.as_deref().ok_or("--username is required")?,
@@ -197,7 +216,15 @@ async fn token(args: &TokenArgs) -> Result<String, String> {
     if let Some(region) = &args.region {
         request = request.region(region);
     }
-    let request = request.build().map_err(|e| explain(&e))?;
+    let request = request.build().map_err(|e| explain(&e, Where::Token))?;
+    if !args.dsql && dsql {
+        let action = if request.action() == Action::DsqlConnectAdmin {
+            "DbConnectAdmin"
+        } else {
+            "DbConnect"
+        };
+        eprintln!("note: `{hostname}` is an Aurora DSQL endpoint: signing a DSQL token ({action})");
+    }
 
     let mut generator = TokenGenerator::builder_from_env(Some(request.region()));
     if let Some(at) = &args.signing_time {
@@ -207,15 +234,18 @@ async fn token(args: &TokenArgs) -> Result<String, String> {
     let token = generator
         .generate(&request)
         .await
-        .map_err(|e| explain(&e))?;
+        .map_err(|e| explain(&e, Where::Token))?;
     Ok(token.expose().to_owned())
 }
 
 fn policy(args: &PolicyArgs) -> Result<String, String> {
     if args.dsql {
         let arn = DsqlClusterArn::new(&args.region, &args.account, &args.resource_id)
-            .map_err(|e| explain(&e))?;
-        Ok(dsql_connect_policy(&[arn], args.admin))
+            .map_err(|e| explain(&e, Where::Token))?;
+        // The action the token command signs for this user: admin for the `admin` role.
+        let user = (args.username != "*").then_some(args.username.as_str());
+        let admin = dsql_role(args.admin, user) == "admin";
+        Ok(dsql_connect_policy(&[arn], admin))
     } else {
         let arn = RdsDbUserArn::new(
             &args.region,
@@ -223,20 +253,23 @@ fn policy(args: &PolicyArgs) -> Result<String, String> {
             &args.resource_id,
             &args.username,
         )
-        .map_err(|e| explain(&e))?;
+        .map_err(|e| explain(&e, Where::Token))?;
         Ok(rds_connect_policy(&[arn]))
     }
 }
 
-/// The error and its causes, one per line: the first line says what to do, the rest why.
-fn explain(error: &dyn std::error::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        message.push_str(&format!("\n  caused by: {cause}"));
-        source = cause.source();
+/// The DSQL role a token is for: `admin` with --admin (or --username admin), the user given
+/// otherwise (DbConnect). --admin with another user is a contradiction, refused.
+fn dsql_role(admin: bool, username: Option<&str>) -> &str {
+    match (admin, username) {
+        (true, None | Some("admin")) => "admin",
+        (true, Some(other)) => usage(format!(
+            "--admin means the `admin` role, and --username is `{other}`: drop --admin for a \
+             DbConnect token for `{other}`, or use --username admin"
+        )),
+        (false, Some(user)) => user,
+        (false, None) => "dsql_role",
     }
-    message
 }
 
 fn parse_rfc3339(s: &str) -> Result<SystemTime, String> {
