@@ -641,3 +641,23 @@ fn the_dsql_policy_of_admin_allows_the_admin_token() {
     let (code, _) = policy(&["--admin", "--username", "reader"]);
     assert_eq!(code, Some(2));
 }
+
+/// The messages of a bad port and a bad lifetime: DSQL's port is 5432, and one unit.
+#[test]
+fn port_and_lifetime_messages_are_exact() {
+    let host = "db.abc.us-east-1.rds.amazonaws.com";
+    let out =
+        run(with_keys(&mut cli()).args(["--hostname", host, "--port", "0", "--username", "u"]));
+    assert_eq!(
+        String::from_utf8(out.stderr).unwrap().trim_end(),
+        "error: port 0 cannot be dialled: pass the port the database listens on (5432 for \
+         PostgreSQL and Aurora DSQL, 3306 for MySQL)"
+    );
+    let out = run(with_keys(&mut cli())
+        .args(["--hostname", host, "--port", "5432", "--username", "u"])
+        .args(["--expires-in", "0"]));
+    assert_eq!(
+        String::from_utf8(out.stderr).unwrap().trim_end(),
+        "error: token lifetime of 0 s is out of range: rds-db tokens live between 1 s and 900 s"
+    );
+}
