@@ -29,7 +29,7 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 /// The IAM pool and the token it will log in with, installed on the server.
-fn iam_pool<DB: support::sqlx::SqlxEngine>(
+fn iam_pool<DB: support::sqlx_0_9::SqlxEngine>(
     rt: &tokio::runtime::Runtime,
     port: u16,
 ) -> (IamPool<DB>, String) {
@@ -42,7 +42,7 @@ fn iam_pool<DB: support::sqlx::SqlxEngine>(
     let token = rt.block_on(iam::token_at(&request, clock.at()));
     <DB::Server as support::engine::TestEngine>::set_password(token.expose());
     let pool = rt.block_on(async {
-        support::sqlx::builder::<DB>(iam::cache(&clock), port)
+        support::sqlx_0_9::builder::<DB>(iam::cache(&clock), port)
             .pool_options(DB::pool_options(1))
             .build_lazy()
             .await

@@ -195,7 +195,12 @@ pub mod doctor;
 #[cfg(feature = "__login")]
 #[cfg_attr(
     docsrs,
-    doc(cfg(any(feature = "postgres", feature = "mysql", feature = "sqlx-0_9")))
+    doc(cfg(any(
+        feature = "postgres",
+        feature = "mysql",
+        feature = "sqlx-0_9",
+        feature = "sqlx-0_8"
+    )))
 )]
 pub mod dsql;
 pub mod endpoint;
@@ -204,7 +209,12 @@ mod error;
 #[cfg(feature = "__login")]
 #[cfg_attr(
     docsrs,
-    doc(cfg(any(feature = "postgres", feature = "mysql", feature = "sqlx-0_9")))
+    doc(cfg(any(
+        feature = "postgres",
+        feature = "mysql",
+        feature = "sqlx-0_9",
+        feature = "sqlx-0_8"
+    )))
 )]
 pub mod login;
 mod observe;
@@ -212,6 +222,12 @@ pub mod policy;
 #[cfg(feature = "__pool")]
 pub mod pool;
 pub mod region;
+#[cfg(feature = "sqlx-0_8")]
+#[cfg_attr(
+    docsrs,
+    doc(cfg(any(feature = "sqlx-0_8-postgres", feature = "sqlx-0_8-mysql")))
+)]
+pub mod sqlx_0_8;
 #[cfg(feature = "sqlx-0_9")]
 #[cfg_attr(
     docsrs,

@@ -415,7 +415,7 @@ async fn sqlx_run(op: Op, s: &Setup, fault: Fault, token_len: usize) -> Run {
         .unwrap();
     postgres().set_password(accepted_token(&request).await.expose());
     let builder = move |s: &Setup| {
-        support::sqlx::builder::<sqlx::Postgres>(s.cache.clone(), s.port)
+        support::sqlx_0_9::builder::<sqlx::Postgres>(s.cache.clone(), s.port)
             .retry_jitter(Duration::ZERO)
             .pool_options(
                 sqlx::postgres::PgPoolOptions::new()

@@ -130,10 +130,11 @@ async fn iam_pool_acquire_survives_a_credentials_outage_with_idle_connections() 
         .build()
         .unwrap();
     postgres().set_password(iam::token_at(&request, clock.at()).await.expose());
-    let pool = support::sqlx::builder::<sqlx::Postgres>(cache_with(&provider, clock.clone()), port)
-        .build()
-        .await
-        .unwrap();
+    let pool =
+        support::sqlx_0_9::builder::<sqlx::Postgres>(cache_with(&provider, clock.clone()), port)
+            .build()
+            .await
+            .unwrap();
     drop(pool.acquire().await.unwrap()); // an idle connection
 
     // 16 minutes on: the token has expired, and the provider is down.
@@ -164,7 +165,7 @@ async fn a_sqlx_pool_against_a_refused_port_says_so_at_once() {
     };
     let clock = TestClock::new();
     let started = Instant::now();
-    let error = support::sqlx::builder::<sqlx::Postgres>(iam::cache(&clock), refused)
+    let error = support::sqlx_0_9::builder::<sqlx::Postgres>(iam::cache(&clock), refused)
         .pool_options(sqlx::postgres::PgPoolOptions::new().acquire_timeout(Duration::from_secs(30)))
         .build()
         .await

@@ -12,13 +12,28 @@
 //! bound on concurrent logins) is in the [`Connector`](crate::connector::Connector) and the pools: give
 //! them a DSQL endpoint ([`Endpoint::dsql_cluster`](crate::Endpoint::dsql_cluster)).
 
-#[cfg(feature = "postgres")]
-mod occ;
+#[cfg(any(
+    feature = "postgres",
+    feature = "sqlx-0_9-postgres",
+    feature = "sqlx-0_8-postgres"
+))]
+pub(crate) mod occ;
 
 use std::time::Duration;
 
-#[cfg(feature = "postgres")]
-#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+#[cfg(any(
+    feature = "postgres",
+    feature = "sqlx-0_9-postgres",
+    feature = "sqlx-0_8-postgres"
+))]
+#[cfg_attr(
+    docsrs,
+    doc(cfg(any(
+        feature = "postgres",
+        feature = "sqlx-0_9-postgres",
+        feature = "sqlx-0_8-postgres"
+    )))
+)]
 pub use occ::{OccConflict, OccRetryError, OccRetryPolicy, retry_occ};
 
 /// Aurora DSQL closes every connection 60 minutes after it opened (a transaction started in

@@ -4,7 +4,8 @@ use std::fmt;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use tokio_postgres::error::SqlState;
+/// SQLSTATE `serialization_failure`, DSQL's code for a lost optimistic-concurrency conflict.
+pub(crate) const SERIALIZATION_FAILURE: &str = "40001";
 
 /// Whether an error is an Aurora DSQL optimistic-concurrency conflict: SQLSTATE `40001`.
 /// Nothing else is retried by [`retry_occ`].
@@ -18,14 +19,18 @@ pub trait OccConflict {
     fn is_occ_conflict(&self) -> bool;
 }
 
+#[cfg(feature = "postgres")]
 impl OccConflict for tokio_postgres::Error {
     fn is_occ_conflict(&self) -> bool {
         self.as_db_error()
-            .is_some_and(|db| *db.code() == SqlState::T_R_SERIALIZATION_FAILURE)
+            .is_some_and(|db| db.code().code() == SERIALIZATION_FAILURE)
     }
 }
 
-/// A [`crate::Error`] is a conflict when a `tokio_postgres::Error` in its chain of sources is.
+// `sqlx::Error` (0.8 and 0.9): in `src/sqlx_pool/postgres.rs`, written once for both.
+
+/// A [`crate::Error`] is a conflict when a driver's error in its chain of sources is (a
+/// `tokio_postgres::Error`, a sqlx 0.8 or 0.9 `Error`).
 impl OccConflict for crate::Error {
     fn is_occ_conflict(&self) -> bool {
         chain_has_conflict(self)
@@ -33,8 +38,9 @@ impl OccConflict for crate::Error {
 }
 
 /// A boxed error (what `?` makes of any error in a closure returning `Result<_, BoxError>`)
-/// is a conflict when a `tokio_postgres::Error` in its chain of sources is: a pool's error,
-/// this crate's [`Error`](crate::Error) or the driver's own.
+/// is a conflict when a driver's error in its chain of sources is (a `tokio_postgres::Error`,
+/// a sqlx 0.8 or 0.9 `Error`): a pool's error, this crate's [`Error`](crate::Error) or the
+/// driver's own.
 impl OccConflict for Box<dyn std::error::Error + Send + Sync> {
     fn is_occ_conflict(&self) -> bool {
         chain_has_conflict(&**self)
@@ -42,14 +48,18 @@ impl OccConflict for Box<dyn std::error::Error + Send + Sync> {
 }
 
 fn chain_has_conflict(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut source = Some(error);
-    while let Some(error) = source {
-        if let Some(pg) = error.downcast_ref::<tokio_postgres::Error>() {
-            return pg.is_occ_conflict();
-        }
-        source = error.source();
-    }
-    false
+    // The first driver error in the chain decides; each driver's errors are its own types.
+    let readers: &[fn(&(dyn std::error::Error + 'static)) -> Option<bool>] = &[
+        #[cfg(feature = "postgres")]
+        |e| Some(e.downcast_ref::<tokio_postgres::Error>()?.is_occ_conflict()),
+        #[cfg(feature = "sqlx-0_9-postgres")]
+        |e| Some(e.downcast_ref::<sqlx::Error>()?.is_occ_conflict()),
+        #[cfg(feature = "sqlx-0_8-postgres")]
+        |e| Some(e.downcast_ref::<sqlx08::Error>()?.is_occ_conflict()),
+    ];
+    crate::error::chain(error)
+        .find_map(|e| readers.iter().find_map(|read| read(e)))
+        .unwrap_or(false)
 }
 
 /// How [`retry_occ`] retries: at most [`max_attempts`](Self::max_attempts) runs, none
@@ -180,7 +190,11 @@ impl<E: std::error::Error + 'static> std::error::Error for OccRetryError<E> {
 /// The closure must run the whole transaction (`BEGIN` to `COMMIT`) each time: DSQL reports
 /// a conflict at commit, and the aborted transaction changed nothing.
 ///
+/// With a deadpool pool of tokio-postgres connections:
+///
 /// ```no_run
+/// # #[cfg(feature = "deadpool-postgres")]
+/// # mod example {
 /// use rds_iam_auth::dsql::{OccRetryError, OccRetryPolicy, retry_occ};
 /// type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// # async fn run(pool: rds_iam_auth::pool::PgPool) -> Result<(), BoxError> {
@@ -196,10 +210,32 @@ impl<E: std::error::Error + 'static> std::error::Error for OccRetryError<E> {
 /// .await
 /// .map_err(OccRetryError::into_inner)?;
 /// # Ok(()) }
+/// # }
 /// ```
 ///
 /// `?` boxes the pool's and the driver's errors alike; the retry finds the
 /// `tokio_postgres::Error` inside ([`OccConflict`] for `Box<dyn Error + Send + Sync>`).
+///
+/// With a sqlx pool (0.9 here; 0.8 alike), whose `sqlx::Error` is an [`OccConflict`] itself:
+///
+/// ```no_run
+/// # #[cfg(feature = "sqlx-0_9-postgres")]
+/// # mod example {
+/// use rds_iam_auth::dsql::{OccRetryError, OccRetryPolicy, retry_occ};
+/// use rds_iam_auth::sqlx_0_9::{IamPgPool, sqlx};
+/// # async fn run(pool: IamPgPool) -> Result<(), sqlx::Error> {
+/// retry_occ(&OccRetryPolicy::default(), || async {
+///     let mut tx = pool.begin().await?;
+///     sqlx::query("UPDATE accounts SET balance = balance - 10 WHERE id = 1")
+///         .execute(&mut *tx)
+///         .await?;
+///     tx.commit().await
+/// })
+/// .await
+/// .map_err(OccRetryError::into_inner)?;
+/// # Ok(()) }
+/// # }
+/// ```
 pub async fn retry_occ<T, E, F, Fut>(
     policy: &OccRetryPolicy,
     transaction: F,

@@ -377,7 +377,7 @@ impl Settings {
     }
 }
 
-#[cfg(feature = "sqlx-0_9")]
+#[cfg(feature = "__sqlx")]
 impl Login {
     /// Bounds each attempt by `bound`, a front end's own timeout (sqlx's acquire timeout),
     /// and caps the retry's random wait at half of it. A user cannot set the connect timeout

@@ -56,18 +56,18 @@ fn server_code(error: &(dyn StdError + 'static)) -> Option<ServerCode> {
     if let Some(mysql_async::Error::Server(server)) = error.downcast_ref::<mysql_async::Error>() {
         return Some(ServerCode::MySql(server.code));
     }
-    #[cfg(feature = "sqlx-0_9")]
-    if let Some(sqlx::Error::Database(db)) = error.downcast_ref::<sqlx::Error>() {
+    // Each sqlx version's errors are its own types: each pool module reads its own.
+    let sqlx_readers: &[fn(&(dyn StdError + 'static)) -> Option<ServerCode>] = &[
+        #[cfg(feature = "sqlx-0_9-postgres")]
+        crate::sqlx_0_9::server_code::<sqlx::Postgres>,
         #[cfg(feature = "sqlx-0_9-mysql")]
-        if let Some(my) = db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
-            return Some(ServerCode::MySql(my.number()));
-        }
-        return db
-            .code()
-            .map(|code| ServerCode::SqlState(code.into_owned()));
-    }
-    let _ = error;
-    None
+        crate::sqlx_0_9::server_code::<sqlx::MySql>,
+        #[cfg(feature = "sqlx-0_8-postgres")]
+        crate::sqlx_0_8::server_code::<sqlx08::Postgres>,
+        #[cfg(feature = "sqlx-0_8-mysql")]
+        crate::sqlx_0_8::server_code::<sqlx08::MySql>,
+    ];
+    sqlx_readers.iter().find_map(|read| read(error))
 }
 
 fn tls_hint(error: &(dyn StdError + 'static)) -> Option<&'static str> {

@@ -24,7 +24,11 @@ pub struct Login {
     pub(crate) endpoint: Endpoint,
     pub(crate) database: Option<String>,
     #[cfg_attr(
-        not(any(feature = "postgres", feature = "sqlx-0_9-postgres")),
+        not(any(
+            feature = "postgres",
+            feature = "sqlx-0_9-postgres",
+            feature = "sqlx-0_8-postgres"
+        )),
         allow(dead_code)
     )]
     pub(crate) application_name: Option<String>,

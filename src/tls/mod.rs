@@ -152,7 +152,7 @@ impl TrustStore {
 
     /// The trusted certificates as PEM text, for drivers that take CAs only that way (sqlx's
     /// `ssl_root_cert_from_pem` / `ssl_ca_from_pem`).
-    #[cfg(feature = "sqlx-0_9")]
+    #[cfg(feature = "__sqlx")]
     pub(crate) fn pem(&self) -> Vec<u8> {
         let mut out = Vec::new();
         for der in self.certs.iter() {

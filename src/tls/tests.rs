@@ -613,7 +613,7 @@ fn cold_start_figures() {
 
 /// The PEM handed to sqlx parses back to the same certificates, in order: the AWS bundle and
 /// an added CA (the base64 of every length remainder: 0, 1 and 2 bytes of padding).
-#[cfg(feature = "sqlx-0_9")]
+#[cfg(feature = "__sqlx")]
 #[test]
 fn pem_round_trips_to_the_same_certificates() {
     let store = TrustStore::aws_default()

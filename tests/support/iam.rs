@@ -61,6 +61,11 @@ impl TestClock {
     pub fn at(&self) -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(self.0.load(Ordering::SeqCst))
     }
+    /// How many clones of this clock exist (this one included): a generator, a cache, or a
+    /// task holding one keeps a clone, so a count back at 1 means all of them were dropped.
+    pub fn holders(&self) -> usize {
+        Arc::strong_count(&self.0)
+    }
 }
 
 impl Clock for TestClock {

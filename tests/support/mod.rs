@@ -48,10 +48,15 @@ pub mod scenarios;
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 pub mod security;
 #[cfg(any(
+    all(feature = "sqlx-0_8-postgres", feature = "postgres"),
+    all(feature = "sqlx-0_8-mysql", feature = "mysql")
+))]
+pub mod sqlx_0_8;
+#[cfg(any(
     all(feature = "sqlx-0_9-postgres", feature = "postgres"),
     all(feature = "sqlx-0_9-mysql", feature = "mysql")
 ))]
-pub mod sqlx;
+pub mod sqlx_0_9;
 pub mod trace;
 pub mod vectors;
 
@@ -70,4 +75,91 @@ pub fn start_all() -> (&'static PostgresServer, Option<&'static MariaDbServer>) 
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         (pg, maria)
     })
+}
+
+/// One `#[tokio::test]` per scenario for the engine `$db` of sqlx `$version` (`sqlx_0_9`,
+/// `sqlx_0_8`: the support module of that version), taking turns on the calling
+/// file's `TURN` mutex where the server's password changes.
+#[macro_export]
+macro_rules! sqlx_scenarios {
+    ($version:ident, $db:ty) => {
+        $crate::sqlx_scenarios!(@turns $version $db:
+            connects_and_queries_over_tls,
+            a_pool_of_8_across_a_token_rotation,
+            after_a_freeze_acquire_installs_a_current_token_first,
+            the_refresher_installs_a_new_token_after_an_invalidation,
+            a_rejected_token_is_replaced_and_retried_once,
+            a_token_that_keeps_failing_gives_the_diagnostic_error,
+            a_pool_handed_over_logs_in_after_a_rotation,
+        );
+        $crate::sqlx_scenarios!(@free $version $db:
+            a_tunnel_is_refused_with_the_way_around,
+            debug_shows_no_secret,
+            no_token_byte_without_verified_tls,
+            certificate_errors_name_the_cause,
+            closing_the_pool_ends_the_refresher,
+        );
+    };
+    (@turns $version:ident $db:ty: $($scenario:ident,)*) => {
+        $(
+            #[tokio::test]
+            async fn $scenario() {
+                let _turn = TURN.lock().await;
+                $crate::support::$version::$scenario::<$db>().await;
+            }
+        )*
+    };
+    (@turns_plain $version:ident: $($scenario:ident,)*) => {
+        $(
+            #[tokio::test]
+            async fn $scenario() {
+                let _turn = TURN.lock().await;
+                $crate::support::$version::pg::$scenario().await;
+            }
+        )*
+    };
+    (@free $version:ident $db:ty: $($scenario:ident,)*) => {
+        $(
+            #[tokio::test]
+            async fn $scenario() {
+                $crate::support::$version::$scenario::<$db>().await;
+            }
+        )*
+    };
+}
+
+/// PostgreSQL's own sqlx tests for sqlx `$version` (`sqlx_0_9`, `sqlx_0_8`), all taking turns
+/// on the calling file's `TURN`: DSQL through the same builder, a TRACE capture, the OCC
+/// retry with sqlx's errors, and the version's example (`$example`: its `run`).
+#[macro_export]
+macro_rules! sqlx_pg_scenarios {
+    ($version:ident, $example:path) => {
+        $crate::sqlx_scenarios!(@turns_plain $version:
+            dsql_tokens_database_and_max_lifetime,
+            trace_output_never_shows_the_token,
+            occ_conflicts_are_retried_by_sqlstate,
+        );
+        #[tokio::test]
+        async fn the_example_prints_the_database() {
+            let _turn = TURN.lock().await;
+            $crate::support::$version::pg::the_example_prints_the_database($example).await;
+        }
+    };
+}
+
+/// MySQL's own sqlx tests for sqlx `$version`: a DSQL endpoint refused, and the version's
+/// example (`$example`: its `run`), taking turns on the calling file's `TURN`.
+#[macro_export]
+macro_rules! sqlx_mysql_scenarios {
+    ($version:ident, $example:path) => {
+        #[tokio::test]
+        async fn a_dsql_endpoint_is_refused() {
+            $crate::support::$version::my::a_dsql_endpoint_is_refused().await;
+        }
+        #[tokio::test]
+        async fn the_example_prints_the_database() {
+            let _turn = TURN.lock().await;
+            $crate::support::$version::my::the_example_prints_the_database($example).await;
+        }
+    };
 }

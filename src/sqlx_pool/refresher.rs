@@ -1,10 +1,15 @@
 //! The task that keeps a pool's connect options holding the cache's current token, for the
-//! connections sqlx opens without asking us (queries on the pool, `min_connections` upkeep).
+//! connections sqlx opens without asking us (queries on the pool, `min_connections` upkeep,
+//! sqlx's own `acquire`, sea-orm).
+//!
+//! It lives as long as the sqlx pool: it holds the pool (sqlx's `Pool` has no weak handle)
+//! and ends when the pool is closed, by `Pool::close`, `IamPool::close` or an owner's
+//! close (sea-orm's `DatabaseConnection::close`). So a `Pool` cloned out of an `IamPool`
+//! and handed to another owner keeps logging in with current tokens after every `IamPool`
+//! handle is gone.
 
-use std::sync::Weak;
+use std::sync::Arc;
 use std::time::Duration;
-
-use tokio::task::AbortHandle;
 
 use super::{IamDatabase, Shared};
 
@@ -12,20 +17,23 @@ use super::{IamDatabase, Shared};
 /// remembers the failure and backs off on its own, so this only bounds the polling.
 const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(5);
 
-/// Starts the refresher of `shared`'s pool. It holds a weak reference only, so dropping the
-/// last `IamPool` handle ends it (besides the abort in `Shared`'s `Drop`).
-pub(super) fn spawn<DB: IamDatabase>(shared: Weak<Shared<DB>>) -> AbortHandle {
-    tokio::spawn(run(shared)).abort_handle()
+/// Starts the refresher of `shared`'s pool; it ends when the pool is closed.
+pub(super) fn spawn<DB: IamDatabase>(shared: Arc<Shared<DB>>) {
+    tokio::spawn(run(shared));
 }
 
 /// Each round: install the current token, then sleep until the cache's refresh point, an
 /// invalidation (or any other change of the token) or the pool's close.
-async fn run<DB: IamDatabase>(weak: Weak<Shared<DB>>) {
+async fn run<DB: IamDatabase>(shared: Arc<Shared<DB>>) {
+    // Subscribed before the first round: a close during it ends the task at its wait.
+    let closed = shared.pool.close_event();
+    tokio::pin!(closed);
     loop {
-        let Some(shared) = weak.upgrade() else { return };
+        if shared.pool.is_closed() {
+            return;
+        }
         // Subscribed before the round: a change during it wakes the next wait at once.
         let changed = shared.cache.changed(&shared.login.request);
-        let closed = shared.pool.close_event();
         let wait = match shared.install_current().await {
             Ok(_) => shared.until_refresh(),
             Err(e) => {
@@ -36,11 +44,10 @@ async fn run<DB: IamDatabase>(weak: Weak<Shared<DB>>) {
                 RETRY_AFTER_FAILURE
             }
         };
-        drop(shared);
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
             () = changed => {}
-            () = closed => return,
+            () = &mut closed => return,
         }
     }
 }

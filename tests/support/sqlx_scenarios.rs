@@ -1,6 +1,7 @@
-//! sqlx pools (`rds_iam_auth::sqlx_0_9`) against the harness's real servers and the capturing
-//! fake servers, written once for both engines: run them from an engine's test file with
-//! [`sqlx_scenarios!`](crate::sqlx_scenarios).
+//! sqlx pools (`rds_iam_auth::sqlx_0_9` and `sqlx_0_8`) against the harness's real servers
+//! and the capturing fake servers, written once for both engines and both sqlx versions
+//! (`support/sqlx_0_9.rs` and `support/sqlx_0_8.rs` compile this file, each against its
+//! version): run them from an engine's test file with [`sqlx_scenarios!`](crate::sqlx_scenarios).
 //!
 //! sqlx verifies TLS against the host it dials, so these pools dial `localhost` (a SAN of
 //! the harness's certificates) on the server's own port and sign for that, region given.
@@ -8,14 +9,14 @@
 
 use std::time::Duration;
 
-use rds_iam_auth::sqlx_0_9::sqlx::pool::PoolConnection;
-use rds_iam_auth::sqlx_0_9::{IamDatabase, IamPool, IamPoolBuilder, sqlx};
+use super::iam_sqlx::sqlx::pool::PoolConnection;
+use super::iam_sqlx::{IamDatabase, IamPool, IamPoolBuilder, sqlx};
 use rds_iam_auth::{Endpoint, Error, ErrorKind, IamAuthToken, TokenCache, TokenRequest};
 
-use super::capture::{CaptureServer, error_chain};
-use super::engine::TestEngine;
-use super::iam::{self, CountingProxy, TestClock, test_trust};
-use super::{CertFiles, certs};
+use crate::support::capture::{CaptureServer, error_chain};
+use crate::support::engine::TestEngine;
+use crate::support::iam::{self, CountingProxy, TestClock, test_trust};
+use crate::support::{CertFiles, certs};
 
 /// Past the 15-minute token lifetime: any cache must sign anew.
 const ROTATION: Duration = Duration::from_secs(16 * 60);
@@ -54,13 +55,13 @@ pub fn builder<D: SqlxEngine>(cache: TokenCache, port: u16) -> IamPoolBuilder<D>
         .pool_options(D::pool_options(8).acquire_timeout(Duration::from_secs(5)))
 }
 
-async fn install_token_of_now<D: SqlxEngine>(request: &TokenRequest, clock: &TestClock) {
+pub(super) async fn install_token_of_now<D: SqlxEngine>(request: &TokenRequest, clock: &TestClock) {
     let token = iam::token_at(request, clock.at()).await;
     D::Server::set_password(token.expose());
 }
 
 /// The request a pool built by [`builder`] for `port` asks the cache for.
-fn request<D: SqlxEngine>(port: u16) -> TokenRequest {
+pub(super) fn request<D: SqlxEngine>(port: u16) -> TokenRequest {
     let endpoint = Endpoint::new("localhost", port).unwrap();
     TokenRequest::rds(&endpoint, "iam_user")
         .region("us-east-1")
@@ -144,6 +145,84 @@ pub async fn a_pool_of_8_across_a_token_rotation<D: SqlxEngine>() {
     assert!(!current.same_token(&first), "the token changed");
     drop((old, new));
     pool.close().await;
+}
+
+/// A pool handed to another owner (sea-orm, axum state: `pool.pool().clone()`) keeps fresh
+/// tokens after the last `IamPool` handle is dropped: the refresher lives as long as the sqlx
+/// pool. After a 16-minute rotation, sqlx's own acquire (nothing of ours on its path) opens a
+/// new connection with the new token, the only one the server accepts by then.
+pub async fn a_pool_handed_over_logs_in_after_a_rotation<D: SqlxEngine>() {
+    let Some(port) = D::Server::server_port() else {
+        return;
+    };
+    let clock = TestClock::new();
+    install_token_of_now::<D>(&request::<D>(port), &clock).await;
+    let pool = builder::<D>(iam::cache(&clock), port)
+        .build()
+        .await
+        .unwrap();
+    let cache = pool.cache().clone();
+    let request = pool.token_request().clone();
+    let handed_over: sqlx::Pool<D> = pool.pool().clone();
+    drop(pool);
+
+    let mut conn = handed_over.acquire().await.unwrap();
+    let before = D::session_id(&mut conn).await;
+    conn.close().await.unwrap();
+    clock.advance(ROTATION);
+    install_token_of_now::<D>(&request, &clock).await;
+    // The refresher sleeps on a real timer until the refresh point; the test's clock jumped
+    // past it, so wake it as a rotation does: the cache holds a new token.
+    let new = cache.get(&request).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut conn = loop {
+        match handed_over.acquire().await {
+            Ok(conn) => break conn,
+            Err(e) if std::time::Instant::now() < deadline => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("the refresher never installed the new token: {e}"),
+        }
+    };
+    assert_ne!(D::session_id(&mut conn).await, before, "a new login");
+    assert!(
+        cache.get(&request).await.unwrap().same_token(&new),
+        "logged in with the rotated token"
+    );
+    drop(conn);
+    handed_over.close().await;
+}
+
+/// Closing the sqlx pool (sqlx's `close`, which sea-orm's `close` calls) ends the refresher,
+/// which then drops what it held (the cache, its generator and clock): nothing is left behind.
+/// Before the close, the refresher outlives the dropped `IamPool` handle.
+pub async fn closing_the_pool_ends_the_refresher<D: SqlxEngine>() {
+    let port = D::Server::server_port().unwrap_or(9);
+    let clock = TestClock::new();
+    let pool = builder::<D>(iam::cache(&clock), port)
+        .build_lazy()
+        .await
+        .unwrap();
+    let handed_over: sqlx::Pool<D> = pool.pool().clone();
+    drop(pool);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        clock.holders() > 1,
+        "the refresher (and the cache it holds) outlives the handle"
+    );
+
+    handed_over.close().await;
+    drop(handed_over);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while clock.holders() > 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} clones of the clock left 5 s after the close: the refresher still runs",
+            clock.holders() - 1
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// The process was frozen past the token's life (the test moves the clock; the refresher's
@@ -275,7 +354,7 @@ pub async fn a_token_that_keeps_failing_gives_the_diagnostic_error<D: SqlxEngine
         .await
         .expect_err("rejected twice");
     assert_eq!(proxy.connections(), 2, "one retry, no more");
-    super::scenarios::assert_rejection_diagnostic::<D::Server>(
+    crate::support::scenarios::assert_rejection_diagnostic::<D::Server>(
         &err,
         &token,
         ("localhost", proxy.port),
@@ -378,155 +457,4 @@ async fn login_to<D: SqlxEngine>(server: &CaptureServer) -> (Error, IamAuthToken
         .expect_err("the fake server never lets in");
     pool.close().await;
     (err, token)
-}
-
-/// One `#[tokio::test]` per scenario for the engine `$db`, taking turns on the calling
-/// file's `TURN` mutex where the server's password changes.
-#[macro_export]
-macro_rules! sqlx_scenarios {
-    ($db:ty) => {
-        $crate::sqlx_scenarios!(@turns $db:
-            connects_and_queries_over_tls,
-            a_pool_of_8_across_a_token_rotation,
-            after_a_freeze_acquire_installs_a_current_token_first,
-            the_refresher_installs_a_new_token_after_an_invalidation,
-            a_rejected_token_is_replaced_and_retried_once,
-            a_token_that_keeps_failing_gives_the_diagnostic_error,
-        );
-        $crate::sqlx_scenarios!(@free $db:
-            a_tunnel_is_refused_with_the_way_around,
-            debug_shows_no_secret,
-            no_token_byte_without_verified_tls,
-            certificate_errors_name_the_cause,
-        );
-    };
-    (@turns $db:ty: $($scenario:ident,)*) => {
-        $(
-            #[tokio::test]
-            async fn $scenario() {
-                let _turn = TURN.lock().await;
-                $crate::support::sqlx::$scenario::<$db>().await;
-            }
-        )*
-    };
-    (@free $db:ty: $($scenario:ident,)*) => {
-        $(
-            #[tokio::test]
-            async fn $scenario() {
-                $crate::support::sqlx::$scenario::<$db>().await;
-            }
-        )*
-    };
-}
-
-#[cfg(all(feature = "sqlx-0_9-postgres", feature = "postgres"))]
-mod pg {
-    use super::*;
-    use crate::support::fake_postgres::{Answer, fake_server};
-
-    impl SqlxEngine for sqlx::Postgres {
-        type Server = rds_iam_auth::connector::Postgres;
-
-        fn pool_options(max: u32) -> sqlx::pool::PoolOptions<Self> {
-            sqlx::postgres::PgPoolOptions::new().max_connections(max)
-        }
-        async fn select_one(pool: &sqlx::PgPool) -> i64 {
-            sqlx::query_scalar("SELECT 1::int8")
-                .fetch_one(pool)
-                .await
-                .unwrap()
-        }
-        async fn session_id(conn: &mut PoolConnection<Self>) -> u64 {
-            let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
-                .fetch_one(&mut **conn)
-                .await
-                .unwrap();
-            pid.try_into().unwrap()
-        }
-        async fn current_database(conn: &mut PoolConnection<Self>) -> String {
-            sqlx::query_scalar("SELECT current_database()::text")
-                .fetch_one(&mut **conn)
-                .await
-                .unwrap()
-        }
-        async fn uses_tls(conn: &mut PoolConnection<Self>) -> bool {
-            sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
-                .fetch_one(&mut **conn)
-                .await
-                .unwrap()
-        }
-        fn assert_invalid_password(source: &(dyn std::error::Error + 'static)) {
-            match source.downcast_ref::<sqlx::Error>() {
-                Some(sqlx::Error::Database(e)) => assert_eq!(e.code().as_deref(), Some("28P01")),
-                other => panic!("{other:?}"),
-            }
-        }
-        async fn fake_with_tls(cert: &'static CertFiles) -> CaptureServer {
-            fake_server(Answer::Tls(cert)).await
-        }
-        async fn fakes_without_tls() -> Vec<CaptureServer> {
-            vec![fake_server(Answer::RefuseTls).await]
-        }
-    }
-}
-
-#[cfg(all(feature = "sqlx-0_9-mysql", feature = "mysql"))]
-mod my {
-    use super::*;
-    use crate::support::fake_mysql::{Answer, fake_server};
-
-    impl SqlxEngine for sqlx::MySql {
-        type Server = rds_iam_auth::connector::MySql;
-
-        fn pool_options(max: u32) -> sqlx::pool::PoolOptions<Self> {
-            sqlx::mysql::MySqlPoolOptions::new().max_connections(max)
-        }
-        async fn select_one(pool: &sqlx::MySqlPool) -> i64 {
-            sqlx::query_scalar("SELECT 1")
-                .fetch_one(pool)
-                .await
-                .unwrap()
-        }
-        async fn session_id(conn: &mut PoolConnection<Self>) -> u64 {
-            sqlx::query_scalar("SELECT CONNECTION_ID()")
-                .fetch_one(&mut **conn)
-                .await
-                .unwrap()
-        }
-        async fn current_database(conn: &mut PoolConnection<Self>) -> String {
-            let db: Option<String> = sqlx::query_scalar("SELECT database()")
-                .fetch_one(&mut **conn)
-                .await
-                .unwrap();
-            db.unwrap()
-        }
-        async fn uses_tls(conn: &mut PoolConnection<Self>) -> bool {
-            let (_, cipher): (String, String) =
-                sqlx::query_as("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
-                    .fetch_one(&mut **conn)
-                    .await
-                    .unwrap();
-            !cipher.is_empty()
-        }
-        fn assert_invalid_password(source: &(dyn std::error::Error + 'static)) {
-            match source.downcast_ref::<sqlx::Error>() {
-                Some(sqlx::Error::Database(e)) => assert_eq!(
-                    e.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
-                        .map(|e| e.number()),
-                    Some(1045)
-                ),
-                other => panic!("{other:?}"),
-            }
-        }
-        async fn fake_with_tls(cert: &'static CertFiles) -> CaptureServer {
-            fake_server(Answer::Tls(cert)).await
-        }
-        async fn fakes_without_tls() -> Vec<CaptureServer> {
-            vec![
-                fake_server(Answer::NoTls).await,
-                fake_server(Answer::CleartextSwitchBeforeTls).await,
-                fake_server(Answer::UnsolicitedCleartextSwitch).await,
-            ]
-        }
-    }
 }

@@ -1,68 +1,13 @@
-//! sqlx 0.9 pools whose new connections log in with current IAM tokens.
-//!
-//! sqlx's pools log every new connection in with one fixed password, and an IAM token is
-//! accepted for 15 minutes only. An [`IamPool`] is a `sqlx::Pool` (a `PgPool` or a
-//! `MySqlPool`: it dereferences to one, for queries, `query!`, migrations and sea-orm) plus
-//! what keeps its password current:
-//!
-//! - **a refresher task per pool** installs the [`TokenCache`]'s current token with
-//!   `Pool::set_connect_options` (sqlx's one seam: it affects connections opened later),
-//!   sleeps until the cache's refresh point ([`TokenCache::refresh_at`]), wakes early when
-//!   the token is invalidated ([`TokenCache::changed`]), and ends when the pool is closed
-//!   (or the last [`IamPool`] handle is dropped);
-//! - **[`IamPool::acquire`]** first checks that the installed token is the cache's current
-//!   one (a cache hit: tens of nanoseconds) and installs it if not, so no token with less than
-//!   the cache's margin reaches a new connection, **also after the process was frozen** (AWS
-//!   Lambda freezes between invocations; the refresher's timer then fires late). When the
-//!   server rejects the token (PostgreSQL `28P01`/`28000`, MySQL `1045`), it invalidates it,
-//!   installs a fresh one and retries once; a second rejection is
-//!   an error of kind [`ErrorKind::Rejected`](crate::ErrorKind::Rejected), with the likely causes.
-//!
-//! # What goes through sqlx directly
-//!
-//! Queries run on the pool itself (`sqlx::query(..).fetch_one(pool.pool())`), and the
-//! connections sqlx opens on its own to keep `min_connections`, use sqlx's `acquire`: they log
-//! in with the token the refresher installed last. While the process runs, that token is the
-//! cache's current one (the refresher replaces it at the refresh point, two thirds into its
-//! life, long before its expiry). Right after a freeze longer than the token's remaining life,
-//! until the refresher has run (its timer fires at the first chance it gets), such a
-//! connection may log in with an expired token; a rejected token then comes back as
-//! `sqlx::Error::Database` (`28P01` / `1045`), without invalidation or retry. So in AWS
-//! Lambda: take connections with [`IamPool::acquire`] (then query on `&mut *conn`), and keep
-//! `min_connections(0)` (sqlx's default): background connects of a frozen process are the
-//! one path nothing of ours can check first.
-//!
-//! # TLS
-//!
-//! Always verified, never weakened: PostgreSQL with `PgSslMode::VerifyFull`, MySQL with
-//! `MySqlSslMode::VerifyIdentity` (and the `mysql_clear_password` plugin RDS asks for only
-//! together with it: sqlx itself only logs a warning when cleartext meets no TLS). The CAs
-//! are the builder's [`TrustStore`](crate::TrustStore) (the AWS bundle by default), handed to sqlx as PEM.
-//! **sqlx always trusts the webpki (Mozilla) roots too**, besides those: it offers no way to
-//! restrict trust to a given store (the crate's own connectors trust the store only).
-//!
-//! sqlx verifies the certificate against the host it dials, so an [`Endpoint`] with a dial
-//! address (a tunnel) is refused at build (setting `dial_address`): make the endpoint's
-//! DNS name resolve to the tunnel instead (a hosts-file entry), or use the crate's
-//! connectors, which dial a tunnel while verifying the signing hostname.
-//!
-//! # Secrets
-//!
-//! Nothing here prints the connect options: `Debug` of [`IamPool`] and [`IamPoolBuilder`]
-//! shows the endpoint, user and pool sizes only. sqlx's own API still hands them out:
-//! `Pool::connect_options()` returns the options with the current token as the password,
-//! and their `Debug` prints it: do not log them.
-
-mod engine;
+pub(super) mod engine;
 mod refresher;
 
 use std::fmt;
 use std::ops::Deref;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
+use super::sqlx;
 use sqlx::pool::{Pool, PoolConnection, PoolOptions};
-use tokio::task::AbortHandle;
 
 use crate::cache::TokenCache;
 use crate::dsql::DSQL_RECOMMENDED_MAX_LIFETIME;
@@ -73,61 +18,7 @@ use crate::token::{IamAuthToken, TokenRequest};
 use engine::ConnectOptions;
 
 pub use engine::IamDatabase;
-/// Re-exported: the sqlx these pools are built with. Name sqlx through it (or depend on the
-/// same 0.9 version) so that `PgPoolOptions`, `PgPool` and the rest are the same types.
-pub use sqlx;
-
-/// A sqlx 0.9 `PgPool` whose new connections log in with current IAM tokens.
-///
-/// ```no_run
-/// use rds_iam_auth::sqlx_0_9::{IamPgPool, sqlx};
-/// use rds_iam_auth::{Endpoint, TokenCache, TokenGenerator};
-///
-/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-/// let cache = TokenCache::new(TokenGenerator::from_env());
-/// let endpoint = Endpoint::new("mydb.cluster-abc123.us-east-1.rds.amazonaws.com", 5432)?;
-/// let pool = IamPgPool::builder(cache, endpoint, "iam_user")
-///     .database("appdb")
-///     .pool_options(sqlx::postgres::PgPoolOptions::new().max_connections(8))
-///     .build()
-///     .await?;
-///
-/// // A connection through the pool's own acquire: token checked first, one retry on rejection.
-/// let mut conn = pool.acquire().await?;
-/// let (db,): (String,) = sqlx::query_as("SELECT current_database()")
-///     .fetch_one(&mut *conn)
-///     .await?;
-///
-/// // Anything that takes a `&PgPool` (queries, migrations, sea-orm) takes the pool.
-/// fn count_users(pool: &sqlx::PgPool) -> impl Future<Output = sqlx::Result<i64>> + '_ {
-///     sqlx::query_scalar("SELECT count(*) FROM users").fetch_one(pool)
-/// }
-/// let n = count_users(&pool).await?;
-/// # let _ = (db, n);
-/// # Ok(()) }
-/// ```
-///
-/// Its methods are [`IamPool`]'s (this page shows them only with JavaScript):
-/// [`builder`](IamPool::builder), [`builder_from_env`](IamPool::builder_from_env),
-/// [`builder_from_vars`](IamPool::builder_from_vars), [`acquire`](IamPool::acquire),
-/// [`pool`](IamPool::pool) (also through `Deref`: every `sqlx::Pool` method),
-/// [`cache`](IamPool::cache), [`token_request`](IamPool::token_request),
-/// [`endpoint`](IamPool::endpoint).
-#[cfg(feature = "sqlx-0_9-postgres")]
-#[cfg_attr(docsrs, doc(cfg(feature = "sqlx-0_9-postgres")))]
-pub type IamPgPool = IamPool<sqlx::Postgres>;
-
-/// A sqlx 0.9 `MySqlPool` whose new connections log in with current IAM tokens.
-///
-/// Its methods are [`IamPool`]'s (this page shows them only with JavaScript):
-/// [`builder`](IamPool::builder), [`builder_from_env`](IamPool::builder_from_env),
-/// [`builder_from_vars`](IamPool::builder_from_vars), [`acquire`](IamPool::acquire),
-/// [`pool`](IamPool::pool) (also through `Deref`: every `sqlx::Pool` method),
-/// [`cache`](IamPool::cache), [`token_request`](IamPool::token_request),
-/// [`endpoint`](IamPool::endpoint).
-#[cfg(feature = "sqlx-0_9-mysql")]
-#[cfg_attr(docsrs, doc(cfg(feature = "sqlx-0_9-mysql")))]
-pub type IamMySqlPool = IamPool<sqlx::MySql>;
+pub(crate) use engine::server_code;
 
 /// The longest the refresher sleeps between two looks at the cache, whatever the refresh
 /// point: a wall clock that jumps (or a test's clock) is noticed within this.
@@ -135,12 +26,13 @@ const MAX_REFRESH_WAIT: Duration = Duration::from_secs(60);
 
 /// A sqlx pool (`PgPool` / `MySqlPool`, through `Deref`) whose new connections log in with
 /// the current IAM token from a [`TokenCache`], over verified TLS. Build it with
-/// [`IamPool::builder`]; see the [module docs](self) for what sqlx's own connects get.
+/// [`IamPool::builder`]; see the [module docs](super) for what sqlx's own connects get.
 ///
-/// Cheap to clone: clones share the pool and its refresher. Keep one alive as long as the
-/// pool is used: the refresher stops when the last handle is dropped (or the pool closed);
-/// a `PgPool` cloned out of it and kept alone logs in with the last token installed.
-/// Example: [`IamPgPool`].
+/// Cheap to clone: clones share the pool and its refresher. The refresher lives as long as
+/// the sqlx pool, not as long as the handles: a `Pool` cloned out of it and handed to
+/// another owner (sea-orm, axum state) keeps fresh tokens after the last handle is dropped,
+/// and **closing the pool** (`Pool::close`) is what ends it. Examples: `IamPgPool`,
+/// `IamMySqlPool`.
 pub struct IamPool<DB: IamDatabase> {
     shared: Arc<Shared<DB>>,
 }
@@ -155,7 +47,6 @@ struct Shared<DB: IamDatabase> {
     /// The token in the pool's connect options now. A tokio mutex, held across the cache
     /// call: two installers never put an older token back over a newer one.
     installed: tokio::sync::Mutex<IamAuthToken>,
-    refresher: Mutex<Option<AbortHandle>>,
 }
 
 /// Configures an [`IamPool`]: the [`LoginBuilder`] of sqlx pools; see [`IamPool::builder`].
@@ -198,9 +89,6 @@ impl<DB: IamDatabase> login::sealed::FrontEnd for IamPool<DB> {
     };
 }
 
-#[cfg(feature = "sqlx-0_9-postgres")]
-impl login::sealed::PostgresFrontEnd for IamPool<sqlx::Postgres> {}
-
 impl<DB: IamDatabase> Clone for IamPool<DB> {
     fn clone(&self) -> Self {
         Self {
@@ -222,7 +110,7 @@ impl<DB: IamDatabase> IamPool<DB> {
     ///
     /// The endpoint's hostname and port are what tokens are signed for, what TCP dials and
     /// what TLS verifies (an endpoint with a dial address is refused at
-    /// [`build`](IamPoolBuilder::build), see the [module docs](self)).
+    /// [`build`](IamPoolBuilder::build), see the [module docs](super)).
     pub fn builder(
         cache: TokenCache,
         endpoint: Endpoint,
@@ -367,15 +255,6 @@ impl<DB: IamDatabase> Shared<DB> {
     }
 }
 
-impl<DB: IamDatabase> Drop for Shared<DB> {
-    /// The last handle is gone: stop the refresher (which holds only a weak reference).
-    fn drop(&mut self) {
-        if let Some(task) = self.refresher.lock().ok().and_then(|mut t| t.take()) {
-            task.abort();
-        }
-    }
-}
-
 impl<DB: IamDatabase> PoolSetup<DB> {
     fn new(cache: TokenCache) -> Self {
         Self {
@@ -463,16 +342,14 @@ impl<DB: IamDatabase> IamPoolBuilder<DB> {
             login,
             base,
             installed: tokio::sync::Mutex::new(token),
-            refresher: Mutex::new(None),
         });
-        let task = refresher::spawn(Arc::downgrade(&shared));
-        *shared.refresher.lock().expect("not poisoned: just created") = Some(task);
+        refresher::spawn(shared.clone());
         Ok(IamPool { shared })
     }
 }
 
 /// DSQL closes a connection 60 minutes after it opened: retire pooled ones before.
-fn dsql_max_lifetime<DB: sqlx::Database>(options: PoolOptions<DB>) -> PoolOptions<DB> {
+pub(super) fn dsql_max_lifetime<DB: sqlx::Database>(options: PoolOptions<DB>) -> PoolOptions<DB> {
     match options.get_max_lifetime() {
         Some(lifetime) if lifetime <= DSQL_RECOMMENDED_MAX_LIFETIME => options,
         _ => options.max_lifetime(DSQL_RECOMMENDED_MAX_LIFETIME),
@@ -497,20 +374,13 @@ impl<DB: IamDatabase> fmt::Debug for IamPool<DB> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    const HOST: &str = "mydb.cluster-abc.eu-west-1.rds.amazonaws.com";
+    pub(in super::super) const HOST: &str = "mydb.cluster-abc.eu-west-1.rds.amazonaws.com";
 
-    #[cfg(feature = "sqlx-0_9-postgres")]
-    fn cache() -> TokenCache {
-        use crate::token::TokenGenerator;
-        use aws_credential_types::Credentials;
-        let credentials = Credentials::new("AKIDEXAMPLE", "secret", None, None, "test");
-        TokenCache::new(TokenGenerator::new(credentials))
-    }
-
-    fn login(port: u16, application_name: Option<&str>) -> Login {
+    /// A login for `HOST:port` as `iam_user` to `appdb`.
+    pub(in super::super) fn login(port: u16, application_name: Option<&str>) -> Login {
         let endpoint = Endpoint::new(HOST, port).unwrap();
         let mut settings = login::Settings::new(endpoint, "iam_user".to_owned());
         settings.database = Some("appdb".to_owned());
@@ -518,76 +388,5 @@ mod tests {
         settings
             .login(crate::Engine::Postgres, Honours::ALL)
             .unwrap()
-    }
-
-    #[cfg(feature = "sqlx-0_9-postgres")]
-    #[test]
-    fn postgres_options_verify_the_signing_name_and_hold_no_password() {
-        use sqlx::postgres::PgSslMode;
-        let o = <sqlx::Postgres as engine::sealed::IamDatabase>::base_options(&login(
-            6432,
-            Some("billing"),
-        ));
-        assert!(matches!(o.get_ssl_mode(), PgSslMode::VerifyFull));
-        assert_eq!((o.get_host(), o.get_port()), (HOST, 6432));
-        assert_eq!(o.get_username(), "iam_user");
-        assert_eq!(o.get_database(), Some("appdb"));
-        assert_eq!(o.get_application_name(), Some("billing"));
-        let debug = format!("{o:?}");
-        assert!(debug.contains("password: None"), "no password in the base");
-    }
-
-    #[cfg(feature = "sqlx-0_9-mysql")]
-    #[test]
-    fn mysql_options_verify_the_identity() {
-        use sqlx::mysql::MySqlSslMode;
-        let o = <sqlx::MySql as engine::sealed::IamDatabase>::base_options(&login(3306, None));
-        assert!(matches!(o.get_ssl_mode(), MySqlSslMode::VerifyIdentity));
-        assert_eq!((o.get_host(), o.get_port()), (HOST, 3306));
-        assert_eq!(o.get_database(), Some("appdb"));
-        let debug = format!("{o:?}");
-        assert!(debug.contains("enable_cleartext_plugin: true"), "{debug}");
-        assert!(debug.contains("password: None"), "no password in the base");
-    }
-
-    #[cfg(feature = "sqlx-0_9-postgres")]
-    #[test]
-    fn env_names_of_the_lambda_samples() {
-        let vars: std::collections::HashMap<&str, &str> = [
-            ("DBEndPoint", HOST),
-            ("DatabaseName", "appdb"),
-            ("DBUserName", "iam_user"),
-            ("DBPort", "6432"),
-        ]
-        .into();
-        let b =
-            IamPgPool::builder_from_vars(cache(), |k| vars.get(k).map(|v| v.to_string())).unwrap();
-        let s = &b.settings;
-        assert_eq!((s.endpoint.host(), s.endpoint.port()), (HOST, 6432));
-        assert_eq!(s.user, "iam_user");
-        assert_eq!(s.database.as_deref(), Some("appdb"));
-        let request = s.token_request().unwrap();
-        assert_eq!(request.region().as_str(), "eu-west-1");
-        assert_eq!(request.action(), crate::token::Action::RdsConnect);
-    }
-
-    #[test]
-    fn dsql_max_lifetime_is_at_most_the_recommended_one() {
-        #[cfg(feature = "sqlx-0_9-postgres")]
-        type Opts = PoolOptions<sqlx::Postgres>;
-        #[cfg(not(feature = "sqlx-0_9-postgres"))]
-        type Opts = PoolOptions<sqlx::MySql>;
-        let short = Duration::from_secs(60);
-        for (given, expected) in [
-            (None, DSQL_RECOMMENDED_MAX_LIFETIME),
-            (
-                Some(Duration::from_secs(7200)),
-                DSQL_RECOMMENDED_MAX_LIFETIME,
-            ),
-            (Some(short), short),
-        ] {
-            let o = dsql_max_lifetime(Opts::new().max_lifetime(given));
-            assert_eq!(o.get_max_lifetime(), Some(expected));
-        }
     }
 }
