@@ -1,5 +1,6 @@
-//! A new pooled sqlx connection + `SELECT 1`, with IAM (`sqlx_0_9::IamPool`) and with a fixed
-//! password (a plain sqlx pool), against the same throwaway TLS server, same run, per engine.
+//! A new pooled sqlx connection + `SELECT 1`, with IAM (`sqlx_0_9::IamPool`, `sqlx_0_8::IamPool`)
+//! and with a fixed password (a plain sqlx pool of the same version), against the same
+//! throwaway TLS server, same run, per engine and sqlx version.
 //!
 //! - `iam`: `IamPool::acquire` (token check against the cache, sqlx's acquire, a new login);
 //! - `static_password_same_login`: a plain sqlx pool with the same connect options (the same
@@ -8,7 +9,8 @@
 //!
 //! Each iteration closes its connection, so the next acquire opens (and logs in) a new one.
 //!
-//! `cargo bench --bench sqlx --features sqlx-0_9-postgres,sqlx-0_9-mysql,postgres,mysql`
+//! `cargo bench --bench sqlx --features sqlx-0_9-postgres,sqlx-0_9-mysql,sqlx-0_8-postgres,sqlx-0_8-mysql,postgres,mysql`
+//! (each version's pairs run when its features are on).
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -16,7 +18,6 @@ mod support;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use rds_iam_auth::sqlx_0_9::{IamDatabase, IamPool, sqlx};
 use rds_iam_auth::{Endpoint, TokenRequest};
 use support::iam::{self, TestClock};
 
@@ -26,29 +27,6 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .unwrap()
-}
-
-/// The IAM pool and the token it will log in with, installed on the server.
-fn iam_pool<DB: support::sqlx_0_9::SqlxEngine>(
-    rt: &tokio::runtime::Runtime,
-    port: u16,
-) -> (IamPool<DB>, String) {
-    let clock = TestClock::new();
-    let endpoint = Endpoint::new("localhost", port).unwrap();
-    let request = TokenRequest::rds(&endpoint, "iam_user")
-        .region("us-east-1")
-        .build()
-        .unwrap();
-    let token = rt.block_on(iam::token_at(&request, clock.at()));
-    <DB::Server as support::engine::TestEngine>::set_password(token.expose());
-    let pool = rt.block_on(async {
-        support::sqlx_0_9::builder::<DB>(iam::cache(&clock), port)
-            .pool_options(DB::pool_options(1))
-            .build_lazy()
-            .await
-            .unwrap()
-    });
-    (pool, token.expose().to_owned())
 }
 
 /// Criterion's numbers, then rounds alternating the two (criterion runs one case after the
@@ -104,74 +82,51 @@ fn pair<A: Future<Output = ()>, B: Future<Output = ()>>(
     );
 }
 
+#[cfg(feature = "sqlx-0_9-postgres")]
+mod v0_9 {
+    use crate::support::sqlx_0_9 as version_support;
+    use rds_iam_auth::sqlx_0_9 as iam_sqlx;
+    const VERSION: &str = "sqlx_0_9";
+    /// Items that need this version's MySQL side.
+    macro_rules! if_mysql {
+        ($($item:item)*) => { $(#[cfg(all(feature = "sqlx-0_9-mysql", feature = "mysql"))] $item)* };
+    }
+    include!("sqlx_pairs/pairs.rs");
+}
+
+#[cfg(feature = "sqlx-0_8-postgres")]
+mod v0_8 {
+    use crate::support::sqlx_0_8 as version_support;
+    use rds_iam_auth::sqlx_0_8 as iam_sqlx;
+    const VERSION: &str = "sqlx_0_8";
+    /// Items that need this version's MySQL side.
+    macro_rules! if_mysql {
+        ($($item:item)*) => { $(#[cfg(all(feature = "sqlx-0_8-mysql", feature = "mysql"))] $item)* };
+    }
+    include!("sqlx_pairs/pairs.rs");
+}
+
 fn postgres(c: &mut Criterion) {
-    use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
-    let pg = support::postgres();
-    let rt = runtime();
-    let (iam, token) = iam_pool::<sqlx::Postgres>(&rt, pg.port());
-    let fixed = rt.block_on(async {
-        PgPoolOptions::new().max_connections(1).connect_lazy_with(
-            PgConnectOptions::new_without_pgpass()
-                .host("localhost")
-                .port(pg.port())
-                .username("iam_user")
-                .database("appdb")
-                .ssl_mode(PgSslMode::VerifyFull)
-                .ssl_root_cert_from_pem(pg.ca_pem().as_bytes().to_vec())
-                .password(&token),
-        )
-    });
-    pair(
-        c,
-        &rt,
-        "postgres",
-        || async { select_1_and_close(iam.acquire().await.unwrap()).await },
-        || async { select_1_and_close(fixed.acquire().await.unwrap()).await },
-    );
+    #[cfg(feature = "sqlx-0_9-postgres")]
+    v0_9::postgres(c);
+    #[cfg(feature = "sqlx-0_8-postgres")]
+    v0_8::postgres(c);
 }
 
-#[cfg(all(feature = "sqlx-0_9-mysql", feature = "mysql"))]
 fn mysql(c: &mut Criterion) {
-    use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions, MySqlSslMode};
-    let Some(db) = support::mariadb_or_skip() else {
-        return;
-    };
-    let rt = runtime();
-    let (iam, token) = iam_pool::<sqlx::MySql>(&rt, db.port());
-    let fixed = rt.block_on(async {
-        MySqlPoolOptions::new()
-            .max_connections(1)
-            .connect_lazy_with(
-                MySqlConnectOptions::new()
-                    .host("localhost")
-                    .port(db.port())
-                    .username("iam_user")
-                    .database("appdb")
-                    .ssl_mode(MySqlSslMode::VerifyIdentity)
-                    .ssl_ca_from_pem(db.ca_pem().as_bytes().to_vec())
-                    .enable_cleartext_plugin(true)
-                    .password(&token),
-            )
-    });
-    pair(
-        c,
-        &rt,
-        "mysql",
-        || async { select_1_and_close(iam.acquire().await.unwrap()).await },
-        || async { select_1_and_close(fixed.acquire().await.unwrap()).await },
-    );
-}
-
-#[cfg(not(all(feature = "sqlx-0_9-mysql", feature = "mysql")))]
-fn mysql(_: &mut Criterion) {}
-
-/// `SELECT 1`, then close the connection: the next acquire logs in anew.
-async fn select_1_and_close<DB: IamDatabase>(mut conn: sqlx::pool::PoolConnection<DB>)
-where
-    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
-{
-    sqlx::raw_sql("SELECT 1").execute(&mut *conn).await.unwrap();
-    conn.close().await.unwrap();
+    #[cfg(all(
+        feature = "sqlx-0_9-postgres",
+        feature = "sqlx-0_9-mysql",
+        feature = "mysql"
+    ))]
+    v0_9::mysql(c);
+    #[cfg(all(
+        feature = "sqlx-0_8-postgres",
+        feature = "sqlx-0_8-mysql",
+        feature = "mysql"
+    ))]
+    v0_8::mysql(c);
+    let _ = c;
 }
 
 criterion_group!(benches, postgres, mysql);
