@@ -72,11 +72,7 @@ pub async fn occ_conflicts_are_retried_by_sqlstate() {
         return;
     };
     let clock = TestClock::new();
-    install_token_of_now::<sqlx::Postgres>(&request::<sqlx::Postgres>(port), &clock).await;
-    let pool = builder::<sqlx::Postgres>(iam::cache(&clock), port)
-        .build()
-        .await
-        .unwrap();
+    let pool = built_pool::<sqlx::Postgres>(port, &clock).await;
     let policy = OccRetryPolicy::default().base_delay(Duration::from_millis(1));
     let runs = std::sync::atomic::AtomicU32::new(0);
     let value = retry_occ(&policy, || async {

@@ -69,17 +69,20 @@ pub(super) fn request<D: SqlxEngine>(port: u16) -> TokenRequest {
         .unwrap()
 }
 
+/// A pool built by [`builder`] for `port` (one login proven), the server accepting the token
+/// of `clock`'s now.
+pub(super) async fn built_pool<D: SqlxEngine>(port: u16, clock: &TestClock) -> IamPool<D> {
+    install_token_of_now::<D>(&request::<D>(port), clock).await;
+    builder::<D>(iam::cache(clock), port).build().await.unwrap()
+}
+
 /// Logs in over TLS, as the IAM user, in its database; queries straight on the pool work too.
 pub async fn connects_and_queries_over_tls<D: SqlxEngine>() {
     let Some(port) = D::Server::server_port() else {
         return;
     };
     let clock = TestClock::new();
-    install_token_of_now::<D>(&request::<D>(port), &clock).await;
-    let pool = builder::<D>(iam::cache(&clock), port)
-        .build()
-        .await
-        .unwrap();
+    let pool = built_pool::<D>(port, &clock).await;
     let mut conn = pool.acquire().await.unwrap();
     assert_eq!(D::current_database(&mut conn).await, "appdb");
     assert!(D::uses_tls(&mut conn).await, "TLS");
@@ -97,11 +100,7 @@ pub async fn a_pool_of_8_across_a_token_rotation<D: SqlxEngine>() {
         return;
     };
     let clock = TestClock::new();
-    install_token_of_now::<D>(&request::<D>(port), &clock).await;
-    let pool = builder::<D>(iam::cache(&clock), port)
-        .build()
-        .await
-        .unwrap();
+    let pool = built_pool::<D>(port, &clock).await;
     let first = pool.cache().get(pool.token_request()).await.unwrap();
     let mut old = Vec::new();
     for _ in 0..4 {
@@ -156,11 +155,7 @@ pub async fn a_pool_handed_over_logs_in_after_a_rotation<D: SqlxEngine>() {
         return;
     };
     let clock = TestClock::new();
-    install_token_of_now::<D>(&request::<D>(port), &clock).await;
-    let pool = builder::<D>(iam::cache(&clock), port)
-        .build()
-        .await
-        .unwrap();
+    let pool = built_pool::<D>(port, &clock).await;
     let cache = pool.cache().clone();
     let request = pool.token_request().clone();
     let handed_over: sqlx::Pool<D> = pool.pool().clone();
