@@ -1,7 +1,5 @@
 //! sea-orm 2.0 on the crate's sqlx 0.9 pools (`IamPool::pool().clone()` handed to sea-orm),
-//! against the harness's real PostgreSQL and MariaDB: queries through sea-orm log new
-//! connections in with the current token across a 16-minute rotation, and sea-orm's `close`
-//! closes the pool.
+//! against the harness's real PostgreSQL and MariaDB: the scenarios of `common/sea_orm.rs`.
 //!
 //! The harness is the crate's own (`tests/support`), compiled here with this package's
 //! features of the same names. The tests change the IAM user's password: they take turns.
@@ -9,150 +7,32 @@
 #[path = "../../tests/support/mod.rs"]
 mod support;
 
-use std::time::Duration;
+/// What the scenarios use of this file's versions: sea-orm 2.0 and sqlx 0.9.
+mod versions {
+    pub use crate::support::sqlx_0_9 as harness;
+    pub use rds_iam_auth::sqlx_0_9 as iam_sqlx;
+    use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, QueryResult, Statement};
+    pub use sea_orm_2 as sea_orm;
 
-use rds_iam_auth::sqlx_0_9::sqlx;
-use sea_orm_2::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement};
-use support::engine::TestEngine;
-use support::iam::{self, TestClock};
-use support::sqlx_0_9::{SqlxEngine, builder};
+    pub async fn query_one(
+        db: &DatabaseConnection,
+        stmt: Statement,
+    ) -> Result<Option<QueryResult>, DbErr> {
+        db.query_one_raw(stmt).await
+    }
+}
+
+#[path = "common/sea_orm.rs"]
+mod scenarios;
+
+use rds_iam_auth::sqlx_0_9::sqlx::{MySql, Postgres};
 use tokio::sync::Mutex;
 
 static TURN: Mutex<()> = Mutex::const_new(());
 
-/// Past the 15-minute token lifetime: any cache must sign anew.
-const ROTATION: Duration = Duration::from_secs(16 * 60);
-
-/// What sea-orm needs to know of an engine.
-trait SeaOrmEngine: SqlxEngine {
-    const BACKEND: DbBackend;
-    /// The server's id of the session, as a signed 64-bit integer.
-    const SESSION_ID: &'static str;
-    /// sea-orm's connection over sqlx's pool (its `From<Pool>`).
-    fn database(pool: sqlx::Pool<Self>) -> DatabaseConnection;
-}
-
-impl SeaOrmEngine for sqlx::Postgres {
-    const BACKEND: DbBackend = DbBackend::Postgres;
-    const SESSION_ID: &'static str = "SELECT pg_backend_pid()::int8";
-    fn database(pool: sqlx::PgPool) -> DatabaseConnection {
-        sea_orm_2::SqlxPostgresConnector::from_sqlx_postgres_pool(pool)
-    }
-}
-
-impl SeaOrmEngine for sqlx::MySql {
-    const BACKEND: DbBackend = DbBackend::MySql;
-    const SESSION_ID: &'static str = "SELECT CAST(CONNECTION_ID() AS SIGNED)";
-    fn database(pool: sqlx::MySqlPool) -> DatabaseConnection {
-        sea_orm_2::SqlxMySqlConnector::from_sqlx_mysql_pool(pool)
-    }
-}
-
-/// The session id of the connection sea-orm ran the query on.
-async fn session_id<D: SeaOrmEngine>(db: &DatabaseConnection) -> Result<i64, DbErr> {
-    let stmt = Statement::from_string(D::BACKEND, D::SESSION_ID);
-    let row = db.query_one_raw(stmt).await?.expect("one row");
-    row.try_get_by_index(0)
-}
-
-/// sea-orm's queries need new connections after the rotation (the pool's earlier ones are
-/// held): they log in with the token the pool installs, the only one the server accepts.
-async fn a_query_through_sea_orm_after_a_token_rotation<D: SeaOrmEngine>() {
-    let Some(port) = D::Server::server_port() else {
-        return;
-    };
-    let clock = TestClock::new();
-    let pool = builder::<D>(iam::cache(&clock), port)
-        .build_lazy()
-        .await
-        .unwrap();
-    let request = pool.token_request().clone();
-    let token = iam::token_at(&request, clock.at()).await;
-    D::Server::set_password(token.expose());
-    let db = D::database(pool.pool().clone());
-    let held = pool.acquire().await.unwrap();
-    let before = session_id::<D>(&db).await.expect("sea-orm, first token");
-    // The connection sea-orm used, held too once sqlx has put it back (a task of its own):
-    // the next query needs a new login.
-    while pool.num_idle() == 0 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let mut also_held = pool.pool().acquire().await.unwrap();
-    assert_eq!(D::session_id(&mut also_held).await, before as u64);
-
-    clock.advance(ROTATION);
-    let token = iam::token_at(&request, clock.at()).await;
-    D::Server::set_password(token.expose());
-    // A caller of the cache (here the test; in a process that runs on, the refresher's own
-    // timer) finds the token expired and signs the new one: the refresher wakes on the change
-    // and installs it in the pool sea-orm holds.
-    let current = pool.cache().get(&request).await.unwrap();
-    assert!(
-        current.same_token(&token),
-        "the cache signed the token of now"
-    );
-
-    let started = std::time::Instant::now();
-    let after = loop {
-        match session_id::<D>(&db).await {
-            Ok(id) => break id,
-            Err(e) if started.elapsed() < Duration::from_secs(3) => {
-                let _ = e; // the stale token, until the refresher has run
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            Err(e) => panic!("no login through sea-orm after the rotation: {e}"),
-        }
-    };
-    assert_ne!(after, before, "a new physical connection");
-    assert_eq!(pool.size(), 3, "two held, one new");
-    drop((held, also_held));
-    db.close().await.unwrap();
-}
-
-/// `DatabaseConnection::close` closes the sqlx pool the crate built: no new acquire.
-async fn sea_orm_close_closes_the_pool<D: SeaOrmEngine>() {
-    let Some(port) = D::Server::server_port() else {
-        return;
-    };
-    let clock = TestClock::new();
-    let pool = builder::<D>(iam::cache(&clock), port)
-        .build_lazy()
-        .await
-        .unwrap();
-    let token = iam::token_at(pool.token_request(), clock.at()).await;
-    D::Server::set_password(token.expose());
-    let db = D::database(pool.pool().clone());
-    session_id::<D>(&db).await.expect("a query");
-    assert!(!pool.pool().is_closed());
-    db.close().await.unwrap();
-    assert!(
-        pool.pool().is_closed(),
-        "sea-orm's close closed sqlx's pool"
-    );
-    let err = pool.acquire().await.expect_err("closed");
-    assert!(err.to_string().contains("closed"), "{err}");
-}
-
-#[tokio::test]
-async fn postgres_a_query_through_sea_orm_after_a_token_rotation() {
-    let _turn = TURN.lock().await;
-    a_query_through_sea_orm_after_a_token_rotation::<sqlx::Postgres>().await;
-}
-
-#[tokio::test]
-async fn postgres_sea_orm_close_closes_the_pool() {
-    let _turn = TURN.lock().await;
-    sea_orm_close_closes_the_pool::<sqlx::Postgres>().await;
-}
-
-#[tokio::test]
-async fn mysql_a_query_through_sea_orm_after_a_token_rotation() {
-    let _turn = TURN.lock().await;
-    a_query_through_sea_orm_after_a_token_rotation::<sqlx::MySql>().await;
-}
-
-#[tokio::test]
-async fn mysql_sea_orm_close_closes_the_pool() {
-    let _turn = TURN.lock().await;
-    sea_orm_close_closes_the_pool::<sqlx::MySql>().await;
+sea_orm_scenarios! {
+    postgres_a_query_through_sea_orm_after_a_token_rotation: a_query_through_sea_orm_after_a_token_rotation::<Postgres>,
+    postgres_sea_orm_close_closes_the_pool: sea_orm_close_closes_the_pool::<Postgres>,
+    mysql_a_query_through_sea_orm_after_a_token_rotation: a_query_through_sea_orm_after_a_token_rotation::<MySql>,
+    mysql_sea_orm_close_closes_the_pool: sea_orm_close_closes_the_pool::<MySql>,
 }
