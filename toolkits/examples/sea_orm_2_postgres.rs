@@ -31,7 +31,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build()
         .await?;
     // sea-orm takes sqlx's `PgPool`; each connection the pool opens logs in with the token
-    // current then (`pool` is kept: its refresher installs the tokens).
+    // current then. The token refresh lives as long as the sqlx pool: `pool` (the `IamPool`
+    // handle) can go.
     let db: DatabaseConnection =
         SqlxPostgresConnector::from_sqlx_postgres_pool(pool.pool().clone());
 

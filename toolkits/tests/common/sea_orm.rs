@@ -50,8 +50,9 @@ async fn session_id<D: SeaOrmEngine>(db: &DatabaseConnection) -> Result<i64, DbE
     row.try_get_by_index(0)
 }
 
-/// sea-orm's queries need new connections after the rotation (the pool's earlier ones are
-/// held): they log in with the token the pool installs, the only one the server accepts.
+/// sea-orm owns the pool (the `IamPool` handle is dropped, as when a pool is handed to
+/// sea-orm at startup); its queries need new connections after a 16-minute rotation (the
+/// earlier ones are held) and log in with the new token, the only one the server accepts.
 pub async fn a_query_through_sea_orm_after_a_token_rotation<D: SeaOrmEngine>() {
     let Some(port) = D::Server::server_port() else {
         return;
@@ -61,27 +62,28 @@ pub async fn a_query_through_sea_orm_after_a_token_rotation<D: SeaOrmEngine>() {
         .build_lazy()
         .await
         .unwrap();
-    let request = pool.token_request().clone();
-    let token = iam::token_at(&request, clock.at()).await;
-    D::Server::set_password(token.expose());
-    let db = D::database(pool.pool().clone());
-    let held = pool.acquire().await.unwrap();
+    let (cache, request) = (pool.cache().clone(), pool.token_request().clone());
+    D::Server::set_password(iam::token_at(&request, clock.at()).await.expose());
+    let sqlx_pool: sqlx::Pool<D> = pool.pool().clone();
+    let db = D::database(sqlx_pool.clone());
+    drop(pool);
+
+    let held = sqlx_pool.acquire().await.unwrap();
     let before = session_id::<D>(&db).await.expect("sea-orm, first token");
     // The connection sea-orm used, held too once sqlx has put it back (a task of its own):
     // the next query needs a new login.
-    while pool.num_idle() == 0 {
+    while sqlx_pool.num_idle() == 0 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let mut also_held = pool.pool().acquire().await.unwrap();
+    let mut also_held = sqlx_pool.acquire().await.unwrap();
     assert_eq!(D::session_id(&mut also_held).await, before as u64);
 
     clock.advance(ROTATION);
     let token = iam::token_at(&request, clock.at()).await;
     D::Server::set_password(token.expose());
-    // A caller of the cache (here the test; in a process that runs on, the refresher's own
-    // timer) finds the token expired and signs the new one: the refresher wakes on the change
-    // and installs it in the pool sea-orm holds.
-    let current = pool.cache().get(&request).await.unwrap();
+    // The refresher sleeps on a real timer until the refresh point, which the test's clock
+    // jumped past: wake it as a rotation does, with a new token in the cache.
+    let current = cache.get(&request).await.unwrap();
     assert!(
         current.same_token(&token),
         "the cache signed the token of now"
@@ -91,7 +93,7 @@ pub async fn a_query_through_sea_orm_after_a_token_rotation<D: SeaOrmEngine>() {
     let after = loop {
         match session_id::<D>(&db).await {
             Ok(id) => break id,
-            Err(e) if started.elapsed() < Duration::from_secs(3) => {
+            Err(e) if started.elapsed() < Duration::from_secs(5) => {
                 // Only the stale token's rejection, until the refresher has run.
                 let e = format!("{e:?}");
                 assert!(e.contains("28P01") || e.contains("1045"), "{e}");
@@ -101,12 +103,14 @@ pub async fn a_query_through_sea_orm_after_a_token_rotation<D: SeaOrmEngine>() {
         }
     };
     assert_ne!(after, before, "a new physical connection");
-    assert_eq!(pool.size(), 3, "two held, one new");
+    assert_eq!(sqlx_pool.size(), 3, "two held, one new");
     drop((held, also_held));
     db.close().await.unwrap();
 }
 
-/// `DatabaseConnection::close` closes the sqlx pool the crate built: no new acquire.
+/// `DatabaseConnection::close` closes the sqlx pool the crate built (no acquire after it),
+/// and so ends its token refresh: the refresher drops what it held (the cache, its generator
+/// and clock) within a few seconds, nothing left behind.
 pub async fn sea_orm_close_closes_the_pool<D: SeaOrmEngine>() {
     let Some(port) = D::Server::server_port() else {
         return;
@@ -116,18 +120,34 @@ pub async fn sea_orm_close_closes_the_pool<D: SeaOrmEngine>() {
         .build_lazy()
         .await
         .unwrap();
-    let token = iam::token_at(pool.token_request(), clock.at()).await;
-    D::Server::set_password(token.expose());
-    let db = D::database(pool.pool().clone());
-    session_id::<D>(&db).await.expect("a query");
-    assert!(!pool.pool().is_closed());
-    db.close().await.unwrap();
-    assert!(
-        pool.pool().is_closed(),
-        "sea-orm's close closed sqlx's pool"
+    D::Server::set_password(
+        iam::token_at(pool.token_request(), clock.at())
+            .await
+            .expose(),
     );
-    let err = pool.acquire().await.expect_err("closed");
-    assert!(err.to_string().contains("closed"), "{err}");
+    let sqlx_pool: sqlx::Pool<D> = pool.pool().clone();
+    let db = D::database(sqlx_pool.clone());
+    drop(pool);
+    session_id::<D>(&db).await.expect("a query");
+    assert!(
+        clock.holders() > 1,
+        "the refresher runs while sea-orm holds the pool"
+    );
+
+    db.close().await.unwrap();
+    assert!(sqlx_pool.is_closed(), "sea-orm's close closed sqlx's pool");
+    let err = sqlx_pool.acquire().await.expect_err("closed");
+    assert!(matches!(err, sqlx::Error::PoolClosed), "{err:?}");
+    drop(sqlx_pool);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while clock.holders() > 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} clones of the clock left 5 s after sea-orm's close: the refresher still runs",
+            clock.holders() - 1
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// One `#[tokio::test]` per scenario and engine, taking turns on the calling file's `TURN`
