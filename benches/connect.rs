@@ -14,7 +14,13 @@
 //!   same cleartext login, the token as a fixed password: the floor;
 //! - `static_native_password`: an ordinary `mysql_native_password` user over TLS.
 //!
-//! `cargo bench --bench connect --features postgres,mysql`
+//! diesel-async (feature `diesel-async-postgres`): a new pooled connection (diesel-async's
+//! deadpool pool, the connection detached after `SELECT 1`, so each turn logs in anew):
+//! - `iam`: `rds_iam_auth::diesel_async::manager` (the connector's login);
+//! - `static_password_same_login`: diesel-async's manager with a `custom_setup` of plain
+//!   tokio-postgres with the same TLS config and login, the token as a fixed password.
+//!
+//! `cargo bench --bench connect --features postgres,mysql` (`,diesel-async-postgres` too)
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -252,5 +258,79 @@ fn connect_mysql(c: &mut Criterion) {
 #[cfg(not(feature = "mysql"))]
 fn connect_mysql(_: &mut Criterion) {}
 
-criterion_group!(benches, connect, connect_mysql);
+/// A new pooled `AsyncPgConnection` per turn, through diesel-async's deadpool pool: the
+/// manager's setup is the IAM connector's, or plain tokio-postgres with a fixed password.
+#[cfg(feature = "diesel-async-postgres")]
+fn connect_diesel_async(c: &mut Criterion) {
+    use rds_iam_auth::diesel_async::diesel_async::pooled_connection::deadpool::{Object, Pool};
+    use rds_iam_auth::diesel_async::diesel_async::pooled_connection::{
+        AsyncDieselConnectionManager, ManagerConfig,
+    };
+    use rds_iam_auth::diesel_async::diesel_async::{AsyncPgConnection, RunQueryDsl};
+    use rds_iam_auth::diesel_async::{self as iam_diesel, diesel};
+
+    let pg = postgres();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let clock = TestClock::new();
+    let connector: PgConnector = iam::builder(iam::cache(&clock), iam::tunnel_endpoint(pg.port()))
+        .build()
+        .unwrap();
+    let token = rt.block_on(iam::token_at(connector.token_request(), clock.at()));
+    pg.set_password(token.expose());
+
+    let iam_pool: Pool<AsyncPgConnection> = Pool::builder(iam_diesel::manager(connector))
+        .max_size(1)
+        .build()
+        .unwrap();
+    let same_login = plain_config(pg.user(), token.expose());
+    let tls = MakeRustlsConnect::new(rustls_config());
+    let mut config = ManagerConfig::<AsyncPgConnection>::default();
+    config.custom_setup = Box::new(move |_url| {
+        let (same_login, tls) = (same_login.clone(), tls.clone());
+        Box::pin(async move {
+            let (client, conn) = same_login.connect(tls).await.unwrap();
+            tokio::spawn(conn);
+            AsyncPgConnection::try_from(client).await
+        })
+    });
+    let static_pool: Pool<AsyncPgConnection> =
+        Pool::builder(AsyncDieselConnectionManager::new_with_config("", config))
+            .max_size(1)
+            .build()
+            .unwrap();
+
+    /// A new connection from `pool`, `SELECT 1`, then detached: the next turn opens one.
+    async fn turn(pool: &Pool<AsyncPgConnection>) {
+        let mut conn = pool.get().await.unwrap();
+        diesel::sql_query("SELECT 1")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        drop(Object::take(conn));
+    }
+
+    let mut g = c.benchmark_group("diesel_async_new_pooled_connection");
+    g.sample_size(60).measurement_time(Duration::from_secs(6));
+    g.bench_function("iam", |b| b.to_async(&rt).iter(|| turn(&iam_pool)));
+    g.bench_function("static_password_same_login", |b| {
+        b.to_async(&rt).iter(|| turn(&static_pool))
+    });
+    g.finish();
+
+    interleaved(
+        &rt,
+        "diesel-async",
+        || turn(&iam_pool),
+        || turn(&static_pool),
+    );
+}
+
+#[cfg(not(feature = "diesel-async-postgres"))]
+fn connect_diesel_async(_: &mut Criterion) {}
+
+criterion_group!(benches, connect, connect_mysql, connect_diesel_async);
 criterion_main!(benches);

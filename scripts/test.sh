@@ -4,7 +4,8 @@
 # Installs what the integration tests need when it is missing (the PostgreSQL and MariaDB
 # server packages the test harness starts throwaway servers from, PAM's userdb module and
 # Perl's DB_File for MariaDB's cleartext-password user), then runs every test of every
-# feature. The servers already running on the machine are never used.
+# feature, the crate's and toolkits/' (sea-orm). The servers already running on the machine
+# are never used.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,5 +25,7 @@ if [ ${#need[@]} -gt 0 ]; then
     fi
 fi
 
-cargo test --all-features --all-targets
-cargo test --all-features --doc
+# `--workspace`: the crate and `toolkits/` (the sea-orm examples and tests), built once with
+# every feature.
+cargo test --workspace --all-features --all-targets
+cargo test --workspace --all-features --doc

@@ -155,7 +155,8 @@
 //!   each, for every front end; its routine logs in with a current token and, after a
 //!   rejection, refreshes it and retries once.
 //! - The front ends, on the login layer: `connector` ([`PgConnector`], [`MySqlConnector`])
-//!   and the pools built on it (`pool`), `sqlx_0_9`, `doctor`.
+//!   and the pools built on it (`pool`), `diesel_async` (on `PgConnector`), `sqlx_0_9`,
+//!   `doctor`.
 //!
 //! ## Features
 //!
@@ -171,6 +172,8 @@
 //!   module) whose every new connection logs in with a current token.
 //! - `sqlx-0_9-postgres`, `sqlx-0_9-mysql`: `sqlx_0_9::IamPgPool` / `IamMySqlPool`, sqlx 0.9
 //!   pools (usable as `PgPool` / `MySqlPool`) whose new connections log in with current tokens.
+//! - `diesel-async-postgres`: `diesel_async::{connect, manager}`, diesel-async
+//!   `AsyncPgConnection`s and their deadpool/bb8 pools, logged in through `PgConnector`.
 //! - `doctor`: `doctor::Doctor`, the step-by-step diagnosis of an IAM login behind
 //!   `rds-iam-token doctor` (feature `cli`).
 //! - `metrics`: counters and histograms on the `metrics` facade.
@@ -189,6 +192,9 @@ pub mod clock;
 #[cfg_attr(docsrs, doc(cfg(any(feature = "postgres", feature = "mysql"))))]
 pub mod connector;
 mod credentials;
+#[cfg(feature = "diesel-async-postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "diesel-async-postgres")))]
+pub mod diesel_async;
 #[cfg(feature = "doctor")]
 #[cfg_attr(docsrs, doc(cfg(feature = "doctor")))]
 pub mod doctor;
