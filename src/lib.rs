@@ -155,8 +155,8 @@
 //!   each, for every front end; its routine logs in with a current token and, after a
 //!   rejection, refreshes it and retries once.
 //! - The front ends, on the login layer: `connector` ([`PgConnector`], [`MySqlConnector`])
-//!   and the pools built on it (`pool`), `diesel_async` (on `PgConnector`), `sqlx_0_9`,
-//!   `doctor`.
+//!   and the pools built on it (`pool`), `diesel_async` (on `PgConnector`), `sqlx_0_9` and
+//!   `sqlx_0_8` (one source, compiled per sqlx version), `doctor`.
 //!
 //! ## Features
 //!
@@ -172,6 +172,8 @@
 //!   module) whose every new connection logs in with a current token.
 //! - `sqlx-0_9-postgres`, `sqlx-0_9-mysql`: `sqlx_0_9::IamPgPool` / `IamMySqlPool`, sqlx 0.9
 //!   pools (usable as `PgPool` / `MySqlPool`) whose new connections log in with current tokens.
+//! - `sqlx-0_8-postgres`, `sqlx-0_8-mysql`: `sqlx_0_8::IamPgPool` / `IamMySqlPool`, the same for
+//!   sqlx 0.8 (sea-orm 1); both sqlx versions can be on in one build.
 //! - `diesel-async-postgres`: `diesel_async::{connect, manager}`, diesel-async
 //!   `AsyncPgConnection`s and their deadpool/bb8 pools, logged in through `PgConnector`.
 //! - `doctor`: `doctor::Doctor`, the step-by-step diagnosis of an IAM login behind
