@@ -156,7 +156,7 @@
 //!   rejection, refreshes it and retries once.
 //! - The front ends, on the login layer: `connector` ([`PgConnector`], [`MySqlConnector`])
 //!   and the pools built on it (`pool`), `diesel_async` (on `PgConnector`), `sqlx_0_9` and
-//!   `sqlx_0_8` (one source, compiled per sqlx version), `doctor`.
+//!   `sqlx_0_8` (one source, compiled per sqlx version), `doctor`, `proxy`.
 //!
 //! ## Features
 //!
@@ -178,6 +178,9 @@
 //!   `AsyncPgConnection`s and their deadpool/bb8 pools, logged in through `PgConnector`.
 //! - `doctor`: `doctor::Doctor`, the step-by-step diagnosis of an IAM login behind
 //!   `rds-iam-token doctor` (feature `cli`).
+//! - `proxy`: [`proxy::Proxy`], a local listener that logs each client connection in
+//!   upstream with a current token over verified TLS and then relays bytes (psql, GUI tools,
+//!   any driver), behind `rds-iam-token proxy` (features `cli,proxy`).
 //! - `metrics`: counters and histograms on the `metrics` facade.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
@@ -229,6 +232,9 @@ mod observe;
 pub mod policy;
 #[cfg(feature = "__pool")]
 pub mod pool;
+#[cfg(feature = "proxy")]
+#[cfg_attr(docsrs, doc(cfg(feature = "proxy")))]
+pub mod proxy;
 pub mod region;
 #[cfg(feature = "sqlx-0_8")]
 #[cfg_attr(

@@ -10,7 +10,7 @@
 
 #![cfg_attr(not(feature = "metrics"), allow(dead_code))]
 
-#[cfg(any(feature = "postgres", feature = "mysql", feature = "__sqlx"))]
+#[cfg(feature = "__login")]
 use crate::engine::Engine;
 
 /// Tokens signed (a cache miss or refresh, or a direct `TokenGenerator::generate`).
@@ -184,7 +184,7 @@ pub(crate) fn cache_hits(_total: u64, _published: &std::sync::atomic::AtomicU64)
     }
 }
 
-#[cfg(any(feature = "postgres", feature = "mysql", feature = "__sqlx"))]
+#[cfg(feature = "__login")]
 /// A login ended with `_outcome` since `started`.
 #[inline(always)]
 pub(crate) fn login(_engine: Engine, _outcome: &'static str, _started: Timer) {
@@ -198,7 +198,7 @@ pub(crate) fn login(_engine: Engine, _outcome: &'static str, _started: Timer) {
     }
 }
 
-#[cfg(any(feature = "postgres", feature = "mysql", feature = "__sqlx"))]
+#[cfg(feature = "__login")]
 /// A rejected token is retried with a fresh one.
 #[inline(always)]
 pub(crate) fn retry(_engine: Engine) {

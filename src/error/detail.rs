@@ -227,6 +227,30 @@ pub(crate) enum Detail {
     )]
     DialAddressNotSupported { host: String, dial: String },
 
+    #[cfg(feature = "proxy")]
+    #[error(
+        "refusing to listen on `{addr}`, which is not a loopback address: anyone who can reach \
+         it logs in as this IAM identity, without a password. Listen on 127.0.0.1 or ::1 (or a \
+         Unix socket), or allow it explicitly with `.allow_remote(true)`"
+    )]
+    RemoteListen { addr: std::net::SocketAddr },
+
+    #[cfg(feature = "proxy")]
+    #[error("cannot listen on {what}: {}", crate::error::report(source))]
+    ProxyListen {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[cfg(feature = "proxy")]
+    #[error("unusable local TLS certificate or key: {reason}")]
+    ProxyLocalTls {
+        reason: String,
+        #[source]
+        source: Option<BoxError>,
+    },
+
     #[error(
         "the AWS credentials provider did not answer within {} (a hung metadata service, \
          STS or SSO endpoint?): check the network path to it, or raise \

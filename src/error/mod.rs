@@ -110,6 +110,10 @@ impl Error {
             | D::InvalidEnvVar { .. }
             | D::InvalidSetting { .. }
             | D::DialAddressNotSupported { .. } => ErrorKind::InvalidInput,
+            #[cfg(feature = "proxy")]
+            D::RemoteListen { .. } | D::ProxyListen { .. } | D::ProxyLocalTls { .. } => {
+                ErrorKind::InvalidInput
+            }
             #[cfg(feature = "tls")]
             D::CaFile { .. }
             | D::InvalidCaPem { .. }
@@ -193,7 +197,7 @@ impl Error {
 
     /// The name of the input or setting at fault, for [`ErrorKind::InvalidInput`] errors:
     /// `hostname`, `port`, `endpoint`, `region`, `user`, `token_lifetime`, `ca_file`,
-    /// `ca_pem`, `trust`, `signing_time`, `dial_address`, a policy field, a builder setting's
+    /// `ca_pem`, `trust`, `signing_time`, `dial_address`, `listen`, `local_tls`, a policy field, a builder setting's
     /// name (`connect_timeout`, ...) or an environment variable's (`DBEndPoint`, ...).
     pub fn setting(&self) -> Option<&str> {
         use Detail as D;
@@ -218,6 +222,10 @@ impl Error {
             D::EmptyTrustStore => "trust",
             D::InvalidEnvVar { name, .. } | D::InvalidSetting { name, .. } => name,
             D::DialAddressNotSupported { .. } => "dial_address",
+            #[cfg(feature = "proxy")]
+            D::RemoteListen { .. } | D::ProxyListen { .. } => "listen",
+            #[cfg(feature = "proxy")]
+            D::ProxyLocalTls { .. } => "local_tls",
             _ => return None,
         })
     }

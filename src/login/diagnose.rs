@@ -40,6 +40,10 @@ fn connect_hint(error: &(dyn StdError + 'static)) -> &'static str {
 
 /// The server's SQLSTATE or MySQL error number, from whichever driver's error this is.
 fn server_code(error: &(dyn StdError + 'static)) -> Option<ServerCode> {
+    #[cfg(feature = "proxy")]
+    if let Some(server) = error.downcast_ref::<super::wire::ServerError>() {
+        return Some(server.code.clone());
+    }
     #[cfg(feature = "postgres")]
     if let Some(code) = error
         .downcast_ref::<tokio_postgres::Error>()

@@ -17,6 +17,8 @@ mod builder;
 pub(crate) mod diagnose;
 mod env;
 mod routine;
+#[cfg(feature = "proxy")]
+pub(crate) mod wire;
 
 use std::time::Duration;
 
