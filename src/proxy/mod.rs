@@ -114,6 +114,29 @@ pub struct ProxySetup {
     local_tls: LocalTlsSetting,
     max_connections: usize,
     shutdown_grace: Duration,
+    hooks: Hooks,
+}
+
+/// What the embedding program adds to the proxy's reports.
+#[derive(Clone)]
+struct Hooks {
+    on_login_failure: Option<Arc<dyn Fn(&FailedLogin<'_>) + Send + Sync>>,
+    rephrase: fn(&str) -> String,
+}
+
+/// A client's upstream login that failed, as [`on_login_failure`](LoginBuilder::on_login_failure)
+/// sees it. Holds no token.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct FailedLogin<'a> {
+    /// The user the login was for.
+    pub user: &'a str,
+    /// The database the client asked for (or the default).
+    pub database: &'a str,
+    /// The client's address (`127.0.0.1:53012`, `unix:/path`).
+    pub client: &'a str,
+    /// Why it failed (what the client was told, in its message).
+    pub error: &'a Error,
 }
 
 #[derive(Debug, Clone)]
@@ -175,6 +198,10 @@ impl Proxy {
             local_tls: LocalTlsSetting::None,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            hooks: Hooks {
+                on_login_failure: None,
+                rephrase: str::to_owned,
+            },
         };
         LoginBuilder::new(engine, endpoint, String::new(), setup)
     }
@@ -220,6 +247,7 @@ impl Proxy {
             logins: Mutex::new(HashMap::new()),
             sessions: Mutex::new(HashMap::new()),
             tls: self.tls,
+            hooks: self.setup.hooks,
         });
         Ok(Listening {
             listener,
@@ -297,6 +325,24 @@ impl ProxyBuilder {
     /// (default [`DEFAULT_SHUTDOWN_GRACE`]); the remaining ones are closed after it.
     pub fn shutdown_grace(mut self, grace: Duration) -> Self {
         self.setup.shutdown_grace = grace;
+        self
+    }
+
+    /// Calls `hook` after each client's upstream login that failed (after the retry, if the
+    /// token was rejected), on the session's task: a program can print a diagnosis there
+    /// (`rds-iam-token proxy` runs the doctor). Keep it quick, or spawn.
+    pub fn on_login_failure(
+        mut self,
+        hook: impl Fn(&FailedLogin<'_>) + Send + Sync + 'static,
+    ) -> Self {
+        self.setup.hooks.on_login_failure = Some(Arc::new(hook));
+        self
+    }
+
+    /// Rewords the messages the proxy sends clients (a command line replaces the library's
+    /// advice, such as `TrustStore::with_ca_file`, with its own flags). Default: unchanged.
+    pub fn rephrase(mut self, rephrase: fn(&str) -> String) -> Self {
+        self.setup.hooks.rephrase = rephrase;
         self
     }
 
@@ -379,6 +425,7 @@ pub(crate) struct Shared {
     /// (reader endpoints rotate their DNS answers).
     sessions: Mutex<HashMap<CancelKey, (SocketAddr, Arc<Login>)>>,
     tls: Option<LocalTls>,
+    hooks: Hooks,
 }
 
 /// A PostgreSQL backend's cancel key: its process id and secret (4 bytes, or up to 256

@@ -568,12 +568,16 @@ pub(super) async fn session(shared: Arc<Shared>, client: Box<dyn ClientIo>, peer
                 "upstream login failed"
             );
             let code = client_code(&error);
-            let _ = client
-                .write_all(&error_response(
-                    &code,
-                    &format!("rds-iam-auth proxy: {error}"),
-                ))
-                .await;
+            let message = (shared.hooks.rephrase)(&format!("rds-iam-auth proxy: {error}"));
+            let _ = client.write_all(&error_response(&code, &message)).await;
+            if let Some(hook) = &shared.hooks.on_login_failure {
+                hook(&super::FailedLogin {
+                    user: &user,
+                    database: &database,
+                    client: &peer,
+                    error: &error,
+                });
+            }
             return;
         }
     };

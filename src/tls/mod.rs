@@ -66,6 +66,13 @@ static AWS_DEFAULT: LazyLock<TrustStore> = LazyLock::new(|| {
 static PROVIDER: LazyLock<Arc<CryptoProvider>> =
     LazyLock::new(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()));
 
+/// The CAs of [`TrustStore::aws_default`], as PEM text (what `rds-iam-token ca-bundle`
+/// writes): for clients that verify the server themselves, such as libpq's
+/// `sslmode=verify-full sslrootcert=FILE`.
+pub fn aws_ca_bundle_pem() -> &'static str {
+    std::str::from_utf8(AWS_CA_BUNDLE_PEM).expect("the embedded bundle is ASCII PEM")
+}
+
 /// Which certificate authorities a connection trusts.
 ///
 /// Start from [`TrustStore::aws_default`] (what RDS, Aurora and RDS Proxy present) and add your

@@ -62,6 +62,67 @@ pub(crate) struct DoctorArgs {
     json: bool,
 }
 
+impl DoctorArgs {
+    /// The doctor of a proxy's endpoint; the user and database are the failed login's
+    /// ([`with_user`](Self::with_user)).
+    #[cfg(feature = "proxy")]
+    pub(crate) fn for_proxy(
+        mysql: bool,
+        hostname: &str,
+        port: Option<u16>,
+        region: Option<String>,
+        dial: Option<String>,
+        ca_file: Option<std::path::PathBuf>,
+        timeout: u64,
+    ) -> Self {
+        Self {
+            engine: if mysql {
+                EngineArg::Mysql
+            } else {
+                EngineArg::Postgres
+            },
+            hostname: hostname.to_owned(),
+            port,
+            username: String::new(),
+            database: None,
+            region,
+            dial,
+            ca_file,
+            timeout,
+            json: false,
+        }
+    }
+
+    #[cfg(feature = "proxy")]
+    pub(crate) fn with_user(&self, user: &str, database: &str) -> Self {
+        Self {
+            engine: self.engine,
+            hostname: self.hostname.clone(),
+            port: self.port,
+            username: user.to_owned(),
+            database: Some(database.to_owned()),
+            region: self.region.clone(),
+            dial: self.dial.clone(),
+            ca_file: self.ca_file.clone(),
+            timeout: self.timeout,
+            json: false,
+        }
+    }
+}
+
+/// Runs the doctor and prints its checks to stderr (the proxy's diagnosis of a failed login).
+#[cfg(feature = "proxy")]
+pub(crate) async fn print_report(args: &DoctorArgs) {
+    match doctor_from_args(args) {
+        Ok(doctor) => {
+            for check in doctor.run().await.checks() {
+                eprintln!("{}", in_flags(&check.to_string()));
+            }
+        }
+        Err(message) => eprintln!("error: {message}"),
+    }
+}
+
 pub(crate) async fn run(args: &DoctorArgs) -> ExitCode {
     let doctor = match doctor_from_args(args) {
         Ok(doctor) => doctor,

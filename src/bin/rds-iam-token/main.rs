@@ -32,6 +32,8 @@ use clap::{Args, Parser, Subcommand};
 
 #[cfg(feature = "doctor")]
 mod doctor;
+#[cfg(feature = "proxy")]
+mod proxy;
 mod wording;
 use rds_iam_auth::clock::FixedClock;
 use rds_iam_auth::policy::{DsqlClusterArn, RdsDbUserArn, dsql_connect_policy, rds_connect_policy};
@@ -109,6 +111,25 @@ enum Command {
     #[cfg(feature = "doctor")]
     #[command(after_help = doctor::EXAMPLES)]
     Doctor(doctor::DoctorArgs),
+    /// A local proxy for psql, GUI tools and any driver: clients connect without a password,
+    /// each connection is logged in upstream with a current IAM token over verified TLS,
+    /// then bytes are relayed. Loopback only unless --allow-remote.
+    #[cfg(feature = "proxy")]
+    #[command(after_help = proxy::EXAMPLES)]
+    Proxy(proxy::ProxyArgs),
+    /// Write the AWS RDS CA bundle the crate trusts (PEM), for clients that verify the server
+    /// themselves: `psql "sslmode=verify-full sslrootcert=FILE ..."`.
+    CaBundle(CaBundleArgs),
+}
+
+#[derive(Args)]
+struct CaBundleArgs {
+    /// Write to FILE instead of stdout.
+    #[arg(long, short, value_name = "FILE")]
+    output: Option<std::path::PathBuf>,
+    /// Append the CAs of this PEM file (a private CA, GovCloud's bundle).
+    #[arg(long, value_name = "FILE")]
+    ca_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Args)]
@@ -171,6 +192,9 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         #[cfg(feature = "doctor")]
         Some(Command::Doctor(args)) => return doctor::run(&args).await,
+        #[cfg(feature = "proxy")]
+        Some(Command::Proxy(args)) => return proxy::run(&args).await,
+        Some(Command::CaBundle(args)) => ca_bundle(&args),
         Some(Command::Policy(args)) => policy(&args),
         None => token(&cli.token).await,
     };
@@ -236,6 +260,29 @@ async fn token(args: &TokenArgs) -> Result<String, String> {
         .await
         .map_err(|e| explain(&e, Where::Token))?;
     Ok(token.expose().to_owned())
+}
+
+/// The embedded AWS bundle, and the CAs of `--ca-file` after it (checked as PEM first).
+fn ca_bundle(args: &CaBundleArgs) -> Result<String, String> {
+    let mut pem = rds_iam_auth::tls::aws_ca_bundle_pem().trim_end().to_owned();
+    if let Some(path) = &args.ca_file {
+        rds_iam_auth::TrustStore::empty()
+            .with_ca_file(path)
+            .map_err(|e| explain(&e, Where::Token))?;
+        let extra = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+        pem.push('\n');
+        pem.push_str(extra.trim_end());
+    }
+    match &args.output {
+        None => Ok(pem),
+        Some(path) => {
+            std::fs::write(path, format!("{pem}\n"))
+                .map_err(|e| format!("cannot write `{}`: {e}", path.display()))?;
+            eprintln!("wrote the CA bundle to {}", path.display());
+            std::process::exit(0);
+        }
+    }
 }
 
 fn policy(args: &PolicyArgs) -> Result<String, String> {

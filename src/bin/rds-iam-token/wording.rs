@@ -9,7 +9,7 @@ use rds_iam_auth::{Error, ErrorKind};
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Where {
     Token,
-    #[cfg_attr(not(feature = "doctor"), allow(dead_code))]
+    #[cfg_attr(not(any(feature = "doctor", feature = "proxy")), allow(dead_code))]
     Doctor,
 }
 
