@@ -15,8 +15,11 @@
 //! its public name. The client's password, if any, is ignored and never forwarded; tokens
 //! never appear in logs, and server-supplied text in logs is escaped.
 //!
-//! PostgreSQL is supported (protocol 3.0 and 3.2, `CancelRequest`, optional local TLS). See
-//! the README's proxy section for what a byte relay cannot do.
+//! PostgreSQL (protocol 3.0 and 3.2, `CancelRequest`, optional local TLS) and MySQL /
+//! MariaDB (the upstream's greeting mirrored, `mysql_clear_password` inside TLS). What a byte
+//! relay cannot do: MySQL's `COM_CHANGE_USER` (the proxy is not there to log the new user
+//! in), and a MySQL login retried after a rejection gets another connection id than the
+//! client's greeting showed (its `KILL QUERY` on Ctrl-C then misses).
 //!
 //! ```no_run
 //! use rds_iam_auth::proxy::Proxy;
@@ -58,6 +61,7 @@ use crate::login::{self, Honours, Login, LoginBuilder, Settings};
 
 mod listener;
 mod local_tls;
+pub(crate) mod mysql;
 pub(crate) mod postgres;
 mod upstream;
 
@@ -114,13 +118,16 @@ pub struct ProxySetup {
     local_tls: LocalTlsSetting,
     max_connections: usize,
     shutdown_grace: Duration,
+    allow_local_infile: bool,
     hooks: Hooks,
 }
+
+type LoginFailureHook = dyn Fn(&FailedLogin<'_>) + Send + Sync;
 
 /// What the embedding program adds to the proxy's reports.
 #[derive(Clone)]
 struct Hooks {
-    on_login_failure: Option<Arc<dyn Fn(&FailedLogin<'_>) + Send + Sync>>,
+    on_login_failure: Option<Arc<LoginFailureHook>>,
     rephrase: fn(&str) -> String,
 }
 
@@ -166,6 +173,7 @@ impl fmt::Debug for ProxySetup {
             .field("local_tls", &tls)
             .field("max_connections", &self.max_connections)
             .field("shutdown_grace", &self.shutdown_grace)
+            .field("allow_local_infile", &self.allow_local_infile)
             .finish_non_exhaustive()
     }
 }
@@ -198,6 +206,7 @@ impl Proxy {
             local_tls: LocalTlsSetting::None,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            allow_local_infile: false,
             hooks: Hooks {
                 on_login_failure: None,
                 rephrase: str::to_owned,
@@ -247,6 +256,7 @@ impl Proxy {
             logins: Mutex::new(HashMap::new()),
             sessions: Mutex::new(HashMap::new()),
             tls: self.tls,
+            allow_local_infile: self.setup.allow_local_infile,
             hooks: self.setup.hooks,
         });
         Ok(Listening {
@@ -328,6 +338,14 @@ impl ProxyBuilder {
         self
     }
 
+    /// MySQL: let the server ask for client files (`LOAD DATA LOCAL INFILE`); off by
+    /// default, since it lets the server read any file the proxy's user can (the
+    /// `CLIENT_LOCAL_FILES` flag is taken out of both handshakes).
+    pub fn allow_local_infile(mut self, allow: bool) -> Self {
+        self.setup.allow_local_infile = allow;
+        self
+    }
+
     /// Calls `hook` after each client's upstream login that failed (after the retry, if the
     /// token was rejected), on the session's task: a program can print a diagnosis there
     /// (`rds-iam-token proxy` runs the doctor). Keep it quick, or spawn.
@@ -352,14 +370,14 @@ impl ProxyBuilder {
     /// # Errors
     /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput): any login setting a
     /// connector would refuse, a non-loopback listen address without
-    /// [`allow_remote`](Self::allow_remote) (setting `listen`), an engine the proxy does not
-    /// speak yet (setting `engine`), a zero connection limit, or an unusable local TLS
-    /// certificate or key (setting `local_tls`).
+    /// [`allow_remote`](Self::allow_remote) (setting `listen`), a zero connection limit, an
+    /// unusable local TLS certificate or key, or local TLS for MySQL (setting `local_tls`).
     pub fn build(self) -> Result<Proxy> {
-        if self.engine != Engine::Postgres {
+        if self.engine == Engine::MySql && !matches!(self.setup.local_tls, LocalTlsSetting::None) {
             return Err(invalid(
-                "engine",
-                "the proxy speaks PostgreSQL only in this version (MySQL is not done yet)",
+                "local_tls",
+                "the MySQL proxy offers no local TLS (clients connect with TLS off, \
+                 `--skip-ssl` / `sslMode=DISABLED`); the upstream leg is always verified TLS",
             ));
         }
         if self.setup.max_connections == 0 {
@@ -425,6 +443,7 @@ pub(crate) struct Shared {
     /// (reader endpoints rotate their DNS answers).
     sessions: Mutex<HashMap<CancelKey, (SocketAddr, Arc<Login>)>>,
     tls: Option<LocalTls>,
+    allow_local_infile: bool,
     hooks: Hooks,
 }
 
@@ -501,8 +520,18 @@ impl Listening {
     /// Ready-to-paste ways to connect (psql, a libpq URL, JDBC), one per line.
     pub fn connection_strings(&self) -> Vec<String> {
         let user = self.shared.pinned_user.as_deref().unwrap_or("<user>");
-        let database = self.shared.settings.database.as_deref().unwrap_or(user);
-        postgres::connection_strings(&self.listener, user, database, self.shared.tls.is_some())
+        let database = self.shared.settings.database.as_deref();
+        match self.shared.engine {
+            Engine::Postgres => postgres::connection_strings(
+                &self.listener,
+                user,
+                database.unwrap_or(user),
+                self.shared.tls.is_some(),
+            ),
+            Engine::MySql => {
+                mysql::connection_strings(&self.listener, user, database.unwrap_or(""))
+            }
+        }
     }
 
     /// Serves clients until `shutdown` completes, then stops accepting, lets the open
@@ -529,9 +558,19 @@ impl Listening {
                     let permit = self.connections.clone().try_acquire_owned().ok();
                     let limit = self.max_connections;
                     sessions.spawn(async move {
-                        match permit {
-                            Some(_permit) => postgres::session(shared, client, peer).await,
-                            None => postgres::refuse_over_limit(client, peer, limit).await,
+                        match (permit, shared.engine) {
+                            (Some(_permit), Engine::Postgres) => {
+                                postgres::session(shared, client, peer).await
+                            }
+                            (Some(_permit), Engine::MySql) => {
+                                mysql::session(shared, client, peer).await
+                            }
+                            (None, Engine::Postgres) => {
+                                postgres::refuse_over_limit(client, peer, limit).await
+                            }
+                            (None, Engine::MySql) => {
+                                mysql::refuse_over_limit(client, peer, limit).await
+                            }
                         }
                     });
                 }

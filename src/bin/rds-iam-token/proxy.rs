@@ -23,6 +23,10 @@ Examples:
   # Through an SSH tunnel on localhost:15433, for clients that insist on TLS (sslmode=require):
   rds-iam-token proxy --engine postgres --hostname mydb.cluster-abc123.us-east-1.rds.amazonaws.com \\
     --username iam_user --dial 127.0.0.1:15433 --local-tls
+  # MySQL / MariaDB (the client connects with TLS off: the local leg is loopback):
+  rds-iam-token proxy --engine mysql --hostname mydb.cluster-abc123.us-east-1.rds.amazonaws.com \
+    --username iam_user --listen 127.0.0.1:13306
+  mysql --host=127.0.0.1 --port=13306 --protocol=TCP --skip-ssl --user=iam_user
   # A Unix socket (psql \"host=/run/user/1000/rds port=5432\"), private to this user:
   rds-iam-token proxy --engine postgres --hostname mydb.cluster-abc123.us-east-1.rds.amazonaws.com \\
     --unix-socket /run/user/1000/rds
@@ -82,8 +86,8 @@ pub(crate) struct ProxyArgs {
     /// identity, without a password.
     #[arg(long)]
     allow_remote: bool,
-    /// Offer TLS to clients (sslmode=require) with a certificate generated now; its SHA-256
-    /// fingerprint is printed.
+    /// PostgreSQL: offer TLS to clients (sslmode=require) with a certificate generated now;
+    /// its SHA-256 fingerprint is printed.
     #[arg(long)]
     local_tls: bool,
     /// Offer TLS to clients with this certificate chain (PEM), with --tls-key.
@@ -97,6 +101,9 @@ pub(crate) struct ProxyArgs {
     /// The private key (PEM) of --tls-cert.
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     tls_key: Option<std::path::PathBuf>,
+    /// MySQL: let the server read client files (`LOAD DATA LOCAL INFILE`), off by default.
+    #[arg(long)]
+    allow_local_infile: bool,
     /// At most this many client connections at once.
     #[arg(long, value_name = "N", default_value_t = rds_iam_auth::proxy::DEFAULT_MAX_CONNECTIONS)]
     max_connections: usize,
@@ -230,6 +237,7 @@ fn proxy_from_args(args: &ProxyArgs) -> Result<Proxy, String> {
         .max_connections(args.max_connections)
         .shutdown_grace(Duration::from_secs(args.shutdown_grace))
         .allow_remote(args.allow_remote)
+        .allow_local_infile(args.allow_local_infile)
         .listen(args.listen)
         .rephrase(in_flags);
     if let Some(dir) = &args.unix_socket {

@@ -1,0 +1,326 @@
+//! `proxy::Proxy` for MySQL, in process, against the harness's MariaDB (TLS, PAM with the
+//! cleartext plugin: the password is the IAM token), with the real `mariadb` client and
+//! mysql_async as clients. Needs root for the PAM service (see `support::mariadb_or_skip`):
+//! skipped loudly otherwise, failing under `CI=true`. The tests take turns (`TURN`): each
+//! installs the token the server accepts.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use rds_iam_auth::mysql_async::{self, Conn, prelude::*};
+use rds_iam_auth::proxy::{Listening, Proxy, ProxyBuilder};
+use rds_iam_auth::{Endpoint, Engine, IamAuthToken, TokenCache, TokenRequest};
+use support::fake_mysql::{Answer, fake_server};
+use support::iam::{self, TestClock};
+use support::security::assert_no_token_bytes;
+use support::{MariaDbServer, certs, mariadb_or_skip};
+use tokio::sync::{Mutex, oneshot};
+
+static TURN: Mutex<()> = Mutex::const_new(());
+
+const MARIADB: &str = "/usr/bin/mariadb";
+
+struct Running {
+    addr: SocketAddr,
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        tokio::time::timeout(Duration::from_secs(10), self.task)
+            .await
+            .expect("the proxy stops within its grace")
+            .unwrap();
+    }
+}
+
+async fn start(listening: Listening) -> Running {
+    let (stop, stopped) = oneshot::channel();
+    let addr = listening.local_addr().unwrap();
+    let task = tokio::spawn(listening.serve(async {
+        let _ = stopped.await;
+    }));
+    Running { addr, stop, task }
+}
+
+fn builder_to(cache: TokenCache, endpoint: Endpoint) -> ProxyBuilder {
+    Proxy::builder(Engine::MySql, cache, endpoint)
+        .trust(iam::test_trust())
+        .connect_timeout(Duration::from_secs(5))
+        .retry_jitter(Duration::ZERO)
+        .shutdown_grace(Duration::from_secs(2))
+        .listen("127.0.0.1:0".parse().unwrap())
+}
+
+async fn token_for(endpoint: &Endpoint, clock: &TestClock) -> IamAuthToken {
+    let request = TokenRequest::rds(endpoint, "iam_user").build().unwrap();
+    iam::token_at(&request, clock.at()).await
+}
+
+async fn proxy_to(db: &MariaDbServer) -> Running {
+    let clock = TestClock::new();
+    let endpoint = iam::mysql_tunnel_endpoint(db.port());
+    db.set_password(token_for(&endpoint, &clock).await.expose());
+    let listening = builder_to(iam::cache(&clock), endpoint)
+        .build()
+        .unwrap()
+        .bind()
+        .await
+        .unwrap();
+    start(listening).await
+}
+
+/// mysql_async to the proxy: plain TCP (the loopback leg), any password.
+fn opts(addr: SocketAddr) -> mysql_async::Opts {
+    mysql_async::OptsBuilder::default()
+        .ip_or_hostname(addr.ip().to_string())
+        .tcp_port(addr.port())
+        .user(Some("iam_user"))
+        .pass(Some("ignored by the proxy"))
+        .db_name(Some("appdb"))
+        .prefer_socket(false)
+        .into()
+}
+
+async fn mariadb(addr: SocketAddr, sql: &str) -> Output {
+    assert!(
+        std::path::Path::new(MARIADB).exists(),
+        "{MARIADB} is missing: install mariadb-client (scripts/test.sh does)"
+    );
+    let args = vec![
+        "--no-defaults".to_owned(),
+        "--protocol=TCP".to_owned(),
+        format!("--host={}", addr.ip()),
+        format!("--port={}", addr.port()),
+        "--skip-ssl".to_owned(),
+        "--user=iam_user".to_owned(),
+        "--password=ignored".to_owned(),
+        "--batch".to_owned(),
+        "--skip-column-names".to_owned(),
+        "appdb".to_owned(),
+        "-e".to_owned(),
+        sql.to_owned(),
+    ];
+    tokio::task::spawn_blocking(move || {
+        Command::new(MARIADB)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .args(args)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn ok(out: &Output) -> String {
+    assert!(out.status.success(), "{}", text(out));
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+#[tokio::test]
+async fn the_mariadb_client_runs_queries_prepared_statements_and_transactions() {
+    let _turn = TURN.lock().await;
+    let Some(db) = mariadb_or_skip() else { return };
+    let proxy = proxy_to(db).await;
+    let out = mariadb(
+        proxy.addr,
+        "SELECT CURRENT_USER(); \
+         SELECT VARIABLE_VALUE <> '' FROM information_schema.SESSION_STATUS WHERE VARIABLE_NAME = 'Ssl_cipher'; \
+         CREATE TABLE IF NOT EXISTS proxy_t (a int); DELETE FROM proxy_t; \
+         START TRANSACTION; INSERT INTO proxy_t VALUES (1); ROLLBACK; \
+         INSERT INTO proxy_t VALUES (2); SELECT COUNT(*), SUM(a) FROM proxy_t; \
+         PREPARE twice FROM 'SELECT ? * 2'; SET @x = 21; EXECUTE twice USING @x; \
+         SELECT COUNT(*), SUM(LENGTH(MD5(seq))) FROM seq_1_to_100000;",
+    )
+    .await;
+    assert_eq!(
+        ok(&out),
+        // TLS upstream (Ssl_cipher set) for the IAM user; the rollback undid the insert.
+        "iam_user@%\n1\n1\t2\n42\n100000\t3200000\n",
+        "{}",
+        text(&out)
+    );
+    // A large result: every row through the relay.
+    let out = mariadb(proxy.addr, "SELECT seq, MD5(seq) FROM seq_1_to_200000").await;
+    let stdout = ok(&out);
+    assert_eq!(stdout.lines().count(), 200_000);
+    assert_eq!(
+        stdout.lines().last().unwrap(),
+        "200000\t03e6c61603f6c550ab49ab6a2d83f793"
+    );
+    // LOAD DATA LOCAL is refused: the server may not read the proxy's files.
+    let out = mariadb(
+        proxy.addr,
+        "LOAD DATA LOCAL INFILE '/etc/hostname' INTO TABLE proxy_t",
+    )
+    .await;
+    assert!(!out.status.success(), "{}", text(&out));
+    proxy.stop().await;
+}
+
+#[tokio::test]
+async fn mysql_async_through_the_proxy_with_the_upstreams_connection_id() {
+    let _turn = TURN.lock().await;
+    let Some(db) = mariadb_or_skip() else { return };
+    let proxy = proxy_to(db).await;
+    let mut conn = Conn::new(opts(proxy.addr)).await.unwrap();
+    // The greeting's id is the upstream's: a client's `KILL QUERY <id>` reaches the session.
+    let id: u32 = conn
+        .query_first("SELECT CONNECTION_ID()")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(conn.id(), id);
+    // The binary protocol (prepared statements) through the relay.
+    let doubled: i64 = conn
+        .exec_first("SELECT ? * 2", (21,))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(doubled, 42);
+
+    let mut other = Conn::new(opts(proxy.addr)).await.unwrap();
+    let t0 = Instant::now();
+    let sleeping = tokio::spawn(async move {
+        conn.query_first::<i64, _>("SELECT SLEEP(30)")
+            .await
+            .map(drop)
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    other.query_drop(format!("KILL QUERY {id}")).await.unwrap();
+    match sleeping.await.unwrap() {
+        // ER_QUERY_INTERRUPTED: the KILL reached the session behind the proxy.
+        Err(mysql_async::Error::Server(e)) => assert_eq!(e.code, 1317, "{e:?}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(t0.elapsed() < Duration::from_secs(10));
+
+    // 32 clients at once, each its own upstream session.
+    let clients = (0..32).map(|_| {
+        let opts = opts(proxy.addr);
+        tokio::spawn(async move {
+            let mut conn = Conn::new(opts).await.unwrap();
+            let id: u32 = conn
+                .query_first("SELECT CONNECTION_ID()")
+                .await
+                .unwrap()
+                .unwrap();
+            (conn, id)
+        })
+    });
+    let mut ids = std::collections::HashSet::new();
+    let mut open = Vec::new();
+    for client in clients {
+        let (conn, id) = client.await.unwrap();
+        ids.insert(id);
+        open.push(conn);
+    }
+    assert_eq!(ids.len(), 32);
+    for conn in open {
+        conn.disconnect().await.unwrap();
+    }
+    proxy.stop().await;
+}
+
+#[tokio::test]
+async fn a_rejected_token_reaches_the_client_as_error_1045_with_the_diagnosis() {
+    let _turn = TURN.lock().await;
+    let Some(db) = mariadb_or_skip() else { return };
+    let proxy = proxy_to(db).await;
+    db.set_password("not the token");
+    match Conn::new(opts(proxy.addr)).await {
+        Err(mysql_async::Error::Server(e)) => {
+            assert_eq!(e.code, 1045, "{e:?}");
+            assert!(
+                e.message.contains("rejected the IAM token"),
+                "{}",
+                e.message
+            );
+        }
+        other => panic!("{:?}", other.map(|_| ())),
+    }
+    proxy.stop().await;
+}
+
+/// Upstream fakes without trusted TLS receive no token byte; the client gets the reason.
+#[tokio::test]
+async fn fake_upstreams_without_trusted_tls_receive_no_token_byte() {
+    let cases = [
+        (Answer::NoTls, "offered no TLS"),
+        (Answer::CleartextSwitchBeforeTls, "TLS handshake failed"),
+        (
+            Answer::Tls(&certs().other_ca_server),
+            "not issued by a CA in the trust store",
+        ),
+        (
+            Answer::Tls(&certs().wrong_name),
+            "not valid for the signing hostname",
+        ),
+    ];
+    for (answer, expected) in cases {
+        let server = fake_server(answer).await;
+        let clock = TestClock::new();
+        let endpoint = iam::mysql_tunnel_endpoint(server.port);
+        let proxy = start(
+            builder_to(iam::cache(&clock), endpoint.clone())
+                .build()
+                .unwrap()
+                .bind()
+                .await
+                .unwrap(),
+        )
+        .await;
+        match Conn::new(opts(proxy.addr)).await {
+            Err(mysql_async::Error::Server(e)) => {
+                assert!(e.message.contains(expected), "{expected}: {}", e.message);
+            }
+            other => panic!("{expected}: {:?}", other.map(|_| ())),
+        }
+        let token = token_for(&endpoint, &clock).await;
+        assert_no_token_bytes(&server, &token);
+        proxy.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_trusted_fake_upstream_sees_the_whole_token_and_not_the_clients_password() {
+    let server = fake_server(Answer::Tls(&certs().server)).await;
+    let clock = TestClock::new();
+    let endpoint = iam::mysql_tunnel_endpoint(server.port);
+    let proxy = start(
+        builder_to(iam::cache(&clock), endpoint.clone())
+            .build()
+            .unwrap()
+            .bind()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let error = Conn::new(opts(proxy.addr)).await.map(|_| ()).unwrap_err();
+    assert!(
+        matches!(&error, mysql_async::Error::Server(e) if e.code == 1045),
+        "{error:?}"
+    );
+    let token = token_for(&endpoint, &clock).await;
+    assert!(
+        server.saw(token.expose().as_bytes()),
+        "the whole token, not cut at 255 bytes"
+    );
+    assert!(!server.saw(b"ignored by the proxy"));
+    proxy.stop().await;
+}
