@@ -178,7 +178,7 @@
 //!   `AsyncPgConnection`s and their deadpool/bb8 pools, logged in through `PgConnector`.
 //! - `doctor`: `doctor::Doctor`, the step-by-step diagnosis of an IAM login behind
 //!   `rds-iam-token doctor` (feature `cli`).
-//! - `proxy`: [`proxy::Proxy`], a local listener that logs each client connection in
+//! - `proxy`: `proxy::Proxy`, a local listener that logs each client connection in
 //!   upstream with a current token over verified TLS and then relays bytes (psql, GUI tools,
 //!   any driver), behind `rds-iam-token proxy` (features `cli,proxy`).
 //! - `metrics`: counters and histograms on the `metrics` facade.

@@ -661,3 +661,66 @@ fn port_and_lifetime_messages_are_exact() {
         "error: token lifetime of 0 s is out of range: rds-db tokens live between 1 s and 900 s"
     );
 }
+
+#[test]
+fn ca_bundle_writes_the_trusted_cas_as_pem() {
+    let out = run(cli().arg("ca-bundle"));
+    assert!(out.status.success(), "{out:?}");
+    let pem = String::from_utf8(out.stdout).unwrap();
+    // The embedded bundle, whole: every certificate the default trust store holds.
+    assert_eq!(
+        pem.matches("-----BEGIN CERTIFICATE-----").count(),
+        rds_iam_auth::TrustStore::aws_default().len()
+    );
+    assert!(pem.trim_end().ends_with("-----END CERTIFICATE-----"));
+    let extra = support::certs().ca.cert_pem.clone();
+    let dir = std::env::temp_dir().join(format!("rds-iam-ca-bundle-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (ca, output) = (dir.join("ca.pem"), dir.join("bundle.pem"));
+    std::fs::write(&ca, &extra).unwrap();
+    let out = run(cli()
+        .args(["ca-bundle", "--ca-file"])
+        .arg(&ca)
+        .arg("--output")
+        .arg(&output));
+    assert!(out.status.success(), "{out:?}");
+    let written = std::fs::read_to_string(&output).unwrap();
+    assert!(written.ends_with(&extra), "the extra CA comes last");
+    let parsed = rds_iam_auth::TrustStore::empty()
+        .with_ca_pem(written.as_bytes())
+        .unwrap();
+    assert_eq!(
+        parsed.len(),
+        rds_iam_auth::TrustStore::aws_default().len() + 1
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[cfg(feature = "proxy")]
+#[test]
+fn the_proxy_refuses_a_non_loopback_listen_address_in_flags() {
+    let out = run(cli().args([
+        "proxy",
+        "--engine",
+        "postgres",
+        "--hostname",
+        "mydb.cluster-abc123.us-east-1.rds.amazonaws.com",
+        "--listen",
+        "0.0.0.0:15432",
+    ]));
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("not a loopback address"), "{stderr}");
+    assert!(stderr.contains("--allow-remote"), "{stderr}");
+    let help = run(cli().args(["proxy", "--help"]));
+    let help = String::from_utf8(help.stdout).unwrap();
+    for said in [
+        "--username",
+        "anyone who can reach",
+        "--unix-socket",
+        "0600",
+        "--local-tls",
+    ] {
+        assert!(help.contains(said), "{said} not in:\n{help}");
+    }
+}
