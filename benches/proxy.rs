@@ -29,6 +29,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_postgres::NoTls;
 
 fn main() {
+    // `cargo test --all-targets` runs bench targets too, without `--bench`: the measurements
+    // (a minute of pgbench) are for `cargo bench` (scripts/proxy-bench.sh) only.
+    if !std::env::args().any(|arg| arg == "--bench") {
+        println!("benches/proxy.rs measures only under `cargo bench` (scripts/proxy-bench.sh)");
+        return;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

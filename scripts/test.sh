@@ -15,6 +15,9 @@ command -v mariadbd >/dev/null 2>&1 || need+=(mariadb-server)
 command -v mariadb-install-db >/dev/null 2>&1 || need+=(mariadb-server)
 [ -e /usr/lib/x86_64-linux-gnu/security/pam_userdb.so ] || ls /lib/*/security/pam_userdb.so >/dev/null 2>&1 || need+=(libpam-modules)
 perl -MDB_File -e1 2>/dev/null || need+=(libdb-file-perl)
+# The real clients the proxy's tests drive (and scripts/proxy-bench.sh: pgbench, mariadb-slap).
+command -v psql >/dev/null 2>&1 || need+=(postgresql-client)
+command -v mariadb >/dev/null 2>&1 || need+=(mariadb-client)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
         echo "installing test server packages: ${need[*]}" >&2

@@ -643,3 +643,131 @@ async fn the_trace_output_holds_no_secret() {
     captured.assert_shows(&["proxied connection logged in", "iam_user", "login_ms"]);
     captured.assert_no_secret(&[token.expose(), iam::credentials().secret_access_key()]);
 }
+
+/// An upstream that agrees to TLS, presents the harness's trusted certificate, and then asks
+/// for SCRAM (a user with an ordinary password, not an IAM one).
+async fn scram_upstream() -> support::capture::CaptureServer {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    support::capture::CaptureServer::start(|mut tcp, recorder| async move {
+        let mut ssl_request = [0u8; 8];
+        if tcp.read_exact(&mut ssl_request).await.is_err() {
+            return;
+        }
+        tcp.write_all(b"S").await.unwrap();
+        let acceptor = support::capture::tls_acceptor(&certs().server);
+        let Ok(mut tls) = acceptor.accept(tcp).await else {
+            return;
+        };
+        let mut buf = [0u8; 4096];
+        let n = tls.read(&mut buf).await.unwrap_or(0);
+        recorder.record(&buf[..n]);
+        // AuthenticationSASL offering SCRAM-SHA-256.
+        let mut sasl = vec![b'R', 0, 0, 0, 0, 0, 0, 0, 10];
+        sasl.extend_from_slice(b"SCRAM-SHA-256\0\0");
+        let length = (sasl.len() - 1) as u32;
+        sasl[1..5].copy_from_slice(&length.to_be_bytes());
+        tls.write_all(&sasl).await.unwrap();
+        support::capture::listen(&mut tls, &recorder).await;
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_user_asked_for_scram_is_not_an_iam_user_and_gets_no_token() {
+    let server = scram_upstream().await;
+    let clock = TestClock::new();
+    let endpoint = iam::tunnel_endpoint(server.port);
+    let proxy = start(
+        builder_to(iam::cache(&clock), endpoint.clone())
+            .build()
+            .unwrap()
+            .bind()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let error = refused(&conninfo(proxy.addr(), "")).await;
+    let db = error.as_db_error().expect("the engine's own error");
+    assert!(db.message().contains("SCRAM"), "{}", db.message());
+    assert!(
+        db.message().contains("is not an IAM user"),
+        "{}",
+        db.message()
+    );
+    assert_eq!(db.code().code(), "28000", "{}", db.message());
+    assert!(
+        server.saw(b"iam_user"),
+        "the startup went upstream (the positive control)"
+    );
+    let request = TokenRequest::rds(&endpoint, "iam_user").build().unwrap();
+    server.assert_never_saw(iam::token_at(&request, clock.at()).await.expose(), &[]);
+    assert_eq!(server.connections(), 1, "not a rejection: no retry");
+    proxy.stop().await;
+}
+
+/// CVE-2021-23222: bytes a man in the middle appends to the server's `S` must not be taken
+/// as the start of the TLS session (or anything else).
+#[tokio::test]
+async fn bytes_after_the_servers_tls_yes_are_refused() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = support::capture::CaptureServer::start(|mut tcp, recorder| async move {
+        let mut ssl_request = [0u8; 8];
+        if tcp.read_exact(&mut ssl_request).await.is_ok() {
+            // `S`, then an injected AuthenticationCleartextPassword in plaintext.
+            tcp.write_all(b"SR\0\0\0\x08\0\0\0\x03").await.unwrap();
+            support::capture::listen(&mut tcp, &recorder).await;
+        }
+    })
+    .await;
+    let clock = TestClock::new();
+    let endpoint = iam::tunnel_endpoint(server.port);
+    let proxy = start(
+        builder_to(iam::cache(&clock), endpoint.clone())
+            .build()
+            .unwrap()
+            .bind()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let error = refused(&conninfo(proxy.addr(), "")).await;
+    let db = error.as_db_error().expect("the engine's own error");
+    assert!(db.message().contains("CVE-2021-23222"), "{}", db.message());
+    let request = TokenRequest::rds(&endpoint, "iam_user").build().unwrap();
+    assert_no_token_bytes(&server, &iam::token_at(&request, clock.at()).await);
+    proxy.stop().await;
+}
+
+#[tokio::test]
+async fn a_direct_tls_client_hello_is_closed_without_an_answer() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let clock = TestClock::new();
+    let proxy = start(
+        builder(iam::cache(&clock))
+            .build()
+            .unwrap()
+            .bind()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let mut tcp = tokio::net::TcpStream::connect(proxy.addr()).await.unwrap();
+    // The record header of a ClientHello (sslnegotiation=direct), then some of its body.
+    tcp.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc])
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut answer)).await;
+    // Closed: an EOF, or a reset (the rest of the ClientHello was left unread).
+    let closed = match &read {
+        Ok(Ok(0)) => true,
+        Ok(Err(e)) => e.kind() == std::io::ErrorKind::ConnectionReset,
+        _ => false,
+    };
+    assert!(closed, "{read:?}");
+    assert!(
+        answer.is_empty(),
+        "nothing is answered to a ClientHello: {answer:?}"
+    );
+    proxy.stop().await;
+}
