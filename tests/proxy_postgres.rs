@@ -771,3 +771,30 @@ async fn a_direct_tls_client_hello_is_closed_without_an_answer() {
     );
     proxy.stop().await;
 }
+
+#[tokio::test]
+async fn a_shutdown_stops_accepting_and_closes_sessions_after_the_grace() {
+    let _turn = TURN.lock().await;
+    let (proxy, _clock) = proxy_with(|b| b.shutdown_grace(Duration::from_secs(1))).await;
+    let addr = proxy.addr();
+    let (open, connection) = tokio_postgres::connect(&conninfo(addr, ""), NoTls)
+        .await
+        .unwrap();
+    let connection = tokio::spawn(connection);
+    open.simple_query("SELECT 1").await.unwrap();
+    let t0 = Instant::now();
+    proxy.stop().await;
+    let took = t0.elapsed();
+    // The open session held the shutdown for the grace, not longer.
+    assert!(took >= Duration::from_millis(900), "{took:?}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    assert!(
+        open.simple_query("SELECT 1").await.is_err(),
+        "closed after the grace"
+    );
+    let _ = connection.await;
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "no longer accepting"
+    );
+}

@@ -1,5 +1,6 @@
 //! `rds-iam-token`: a drop-in for `aws rds generate-db-auth-token`, plus the IAM policy a
-//! role needs and `doctor`, which says why an IAM login fails.
+//! role needs, `doctor`, which says why an IAM login fails, `proxy`, a local IAM-login
+//! proxy for psql and GUI tools, and `ca-bundle`.
 //!
 //! Install with `cargo install --locked --path . --features cli` from a checkout (`--git
 //! https://github.com/rds-iam-auth/rds-iam-auth rds-iam-auth` until it is on crates.io), or run
@@ -20,6 +21,11 @@
 //! # Why does the login fail? One line per step, exit status 0 only if the login works:
 //! rds-iam-token doctor --engine postgres \
 //!     --hostname mydb.cluster-abc123.us-east-1.rds.amazonaws.com --username iam_user
+//! # psql and GUI tools without a password (features cli,proxy): a local IAM-login proxy
+//! rds-iam-token proxy --engine postgres \
+//!     --hostname mydb.cluster-abc123.us-east-1.rds.amazonaws.com --username iam_user
+//! # The CA bundle for libpq's sslmode=verify-full sslrootcert=FILE:
+//! rds-iam-token ca-bundle --output rds-ca.pem
 //! ```
 //!
 //! Environment: `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`,
