@@ -5,9 +5,10 @@
 use std::process::ExitCode;
 
 use clap::Args;
+use rds_iam_auth::TrustStore;
 use rds_iam_auth::doctor::{Check, Doctor, Status};
-use rds_iam_auth::{Endpoint, Engine, TrustStore};
 
+use crate::endpoint_flags::{self, EngineArg};
 use crate::wording::{Where, explain, in_flags};
 
 /// Shown after the flags of `rds-iam-token doctor --help`.
@@ -21,12 +22,6 @@ Examples:
 
 Each step prints one line, ✓ (works), ✗ (broken), ! (worth a look) or - (not checked), with
 the cause and the fix. STS is reached at AWS_ENDPOINT_URL_STS or AWS_ENDPOINT_URL when set.";
-
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum EngineArg {
-    Postgres,
-    Mysql,
-}
 
 #[derive(Args)]
 pub(crate) struct DoctorArgs {
@@ -148,22 +143,9 @@ pub(crate) async fn run(args: &DoctorArgs) -> ExitCode {
 }
 
 fn doctor_from_args(args: &DoctorArgs) -> Result<Doctor, String> {
-    let engine = match args.engine {
-        EngineArg::Postgres => Engine::Postgres,
-        EngineArg::Mysql => Engine::MySql,
-    };
-    let port = args.port.unwrap_or(engine.default_port());
-    let mut endpoint =
-        Endpoint::new(&args.hostname, port).map_err(|e| explain(&e, Where::Doctor))?;
-    if let Some(dial) = &args.dial {
-        let (host, port) = dial
-            .rsplit_once(':')
-            .and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?)))
-            .ok_or_else(|| format!("--dial `{dial}` is not HOST:PORT"))?;
-        endpoint = endpoint
-            .with_dial_address(host, port)
-            .map_err(|e| explain(&e, Where::Doctor))?;
-    }
+    let engine = args.engine.engine();
+    let endpoint =
+        endpoint_flags::endpoint(engine, &args.hostname, args.port, args.dial.as_deref())?;
     if args.timeout == 0 {
         return Err("--timeout must be at least 1 second".to_owned());
     }

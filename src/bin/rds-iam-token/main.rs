@@ -38,6 +38,8 @@ use clap::{Args, Parser, Subcommand};
 
 #[cfg(feature = "doctor")]
 mod doctor;
+#[cfg(any(feature = "doctor", feature = "proxy"))]
+mod endpoint_flags;
 #[cfg(feature = "proxy")]
 mod proxy;
 mod wording;

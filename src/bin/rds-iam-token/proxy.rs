@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use rds_iam_auth::login::TokenService;
 use rds_iam_auth::proxy::{FailedLogin, Proxy};
-use rds_iam_auth::{Endpoint, Engine, TokenCache, TokenGenerator, TrustStore};
+use rds_iam_auth::{TokenCache, TokenGenerator, TrustStore};
 
+use crate::endpoint_flags::{self, EngineArg};
 use crate::wording::{Where, explain, in_flags};
 
 /// Shown after the flags of `rds-iam-token proxy --help`.
@@ -39,12 +40,6 @@ the user each client asks for is signed for (one IAM role allowed several databa
 The client's password is ignored and never forwarded. Logs go to stderr, one line per
 connection; no token or secret is ever logged. SIGINT/SIGTERM stop accepting, and open
 sessions get --shutdown-grace seconds to end.";
-
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum EngineArg {
-    Postgres,
-    Mysql,
-}
 
 #[derive(Args)]
 pub(crate) struct ProxyArgs {
@@ -193,22 +188,9 @@ async fn shutdown_signal() {
 }
 
 fn proxy_from_args(args: &ProxyArgs) -> Result<Proxy, String> {
-    let engine = match args.engine {
-        EngineArg::Postgres => Engine::Postgres,
-        EngineArg::Mysql => Engine::MySql,
-    };
-    let port = args.port.unwrap_or(engine.default_port());
-    let mut endpoint =
-        Endpoint::new(&args.hostname, port).map_err(|e| explain(&e, Where::Doctor))?;
-    if let Some(dial) = &args.dial {
-        let (host, port) = dial
-            .rsplit_once(':')
-            .and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?)))
-            .ok_or_else(|| format!("--dial `{dial}` is not HOST:PORT"))?;
-        endpoint = endpoint
-            .with_dial_address(host, port)
-            .map_err(|e| explain(&e, Where::Doctor))?;
-    }
+    let engine = args.engine.engine();
+    let endpoint =
+        endpoint_flags::endpoint(engine, &args.hostname, args.port, args.dial.as_deref())?;
     if args.timeout == 0 {
         return Err("--timeout must be at least 1 second".to_owned());
     }
