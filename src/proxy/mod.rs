@@ -155,7 +155,11 @@ enum Listen {
 enum LocalTlsSetting {
     None,
     Generated,
-    Pem { cert: Vec<u8>, key: Vec<u8> },
+    /// The key is zeroed when the setting is dropped (after the proxy's TLS config is built).
+    Pem {
+        cert: Vec<u8>,
+        key: zeroize::Zeroizing<Vec<u8>>,
+    },
 }
 
 impl fmt::Debug for ProxySetup {
@@ -319,7 +323,7 @@ impl ProxyBuilder {
     ) -> Self {
         self.setup.local_tls = LocalTlsSetting::Pem {
             cert: cert_pem.into(),
-            key: key_pem.into(),
+            key: zeroize::Zeroizing::new(key_pem.into()),
         };
         self
     }
