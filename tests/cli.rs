@@ -724,3 +724,34 @@ fn the_proxy_refuses_a_non_loopback_listen_address_in_flags() {
         assert!(help.contains(said), "{said} not in:\n{help}");
     }
 }
+
+/// Zero for a duration or a limit is refused by the command line's parser (exit 2, the flag
+/// named), before anything is dialled.
+#[cfg(all(feature = "proxy", feature = "doctor"))]
+#[test]
+fn zero_timeouts_and_limits_are_refused_with_their_flag() {
+    let host = "mydb.cluster-abc123.us-east-1.rds.amazonaws.com";
+    let rows: &[&[&str]] = &[
+        &[
+            "doctor",
+            "--engine",
+            "postgres",
+            "--username",
+            "u",
+            "--timeout",
+            "0",
+        ],
+        &["proxy", "--engine", "postgres", "--timeout", "0"],
+        &["proxy", "--engine", "mysql", "--max-connections", "0"],
+    ];
+    for args in rows {
+        let out = run(cli().args(*args).args(["--hostname", host]));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        let flag = args[args.len() - 2];
+        assert!(
+            stderr.contains(&format!("invalid value '0' for '{flag}")),
+            "{args:?}: {stderr}"
+        );
+    }
+}

@@ -50,7 +50,7 @@ pub(crate) struct DoctorArgs {
     #[arg(long, value_name = "FILE")]
     ca_file: Option<std::path::PathBuf>,
     /// How long each network step (DNS, TCP, TLS, login, STS) may take, in seconds.
-    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 10, value_parser = crate::endpoint_flags::seconds())]
     timeout: u64,
     /// One JSON object per step, one per line, instead of text.
     #[arg(long)]
@@ -146,9 +146,6 @@ fn doctor_from_args(args: &DoctorArgs) -> Result<Doctor, String> {
     let engine = args.engine.engine();
     let endpoint =
         endpoint_flags::endpoint(engine, &args.hostname, args.port, args.dial.as_deref())?;
-    if args.timeout == 0 {
-        return Err("--timeout must be at least 1 second".to_owned());
-    }
     let mut builder = Doctor::builder(engine, endpoint, &args.username)
         .connect_timeout(std::time::Duration::from_secs(args.timeout));
     if let Some(database) = &args.database {

@@ -1,5 +1,5 @@
 //! The flags `doctor` and `proxy` share to name a database: `--engine`, `--hostname`, `--port`
-//! and `--dial`.
+//! and `--dial`; and how both read `--timeout`.
 
 use rds_iam_auth::{Endpoint, Engine};
 
@@ -19,6 +19,12 @@ impl EngineArg {
             EngineArg::Mysql => Engine::MySql,
         }
     }
+}
+
+/// `--timeout SECONDS`: at least 1, refused by clap otherwise (a zero timeout would fail
+/// every step at once).
+pub(crate) fn seconds() -> clap::builder::RangedU64ValueParser<u64> {
+    clap::value_parser!(u64).range(1..)
 }
 
 /// The endpoint `--hostname` and `--port` name (the engine's port by default), dialled at

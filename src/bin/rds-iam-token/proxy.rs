@@ -11,7 +11,7 @@ use rds_iam_auth::login::TokenService;
 use rds_iam_auth::proxy::{FailedLogin, Proxy};
 use rds_iam_auth::{TokenCache, TokenGenerator, TrustStore};
 
-use crate::endpoint_flags::{self, EngineArg};
+use crate::endpoint_flags::{self, EngineArg, seconds};
 use crate::wording::{Where, explain, in_flags};
 
 /// Shown after the flags of `rds-iam-token proxy --help`.
@@ -100,10 +100,11 @@ pub(crate) struct ProxyArgs {
     #[arg(long)]
     allow_local_infile: bool,
     /// At most this many client connections at once.
-    #[arg(long, value_name = "N", default_value_t = rds_iam_auth::proxy::DEFAULT_MAX_CONNECTIONS)]
+    #[arg(long, value_name = "N", default_value_t = rds_iam_auth::proxy::DEFAULT_MAX_CONNECTIONS,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     max_connections: usize,
     /// How long each upstream login (and each client's start-up) may take, in seconds.
-    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 10, value_parser = seconds())]
     timeout: u64,
     /// How long open sessions may go on after SIGINT/SIGTERM, in seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
@@ -191,20 +192,6 @@ fn proxy_from_args(args: &ProxyArgs) -> Result<Proxy, String> {
     let engine = args.engine.engine();
     let endpoint =
         endpoint_flags::endpoint(engine, &args.hostname, args.port, args.dial.as_deref())?;
-    if args.timeout == 0 {
-        return Err("--timeout must be at least 1 second".to_owned());
-    }
-    if args.max_connections == 0 {
-        return Err("--max-connections must be at least 1".to_owned());
-    }
-    if !args.listen.ip().is_loopback() && !args.allow_remote && args.unix_socket.is_none() {
-        return Err(format!(
-            "--listen {} is not a loopback address: anyone who can reach it would log in as \
-             this IAM identity, without a password. Listen on 127.0.0.1 (the default) or add \
-             --allow-remote if a firewall you control guards it",
-            args.listen
-        ));
-    }
     // The credentials chain's region (STS, SSO): the endpoint's, as the token command does.
     let region = match &args.region {
         Some(region) => Some(

@@ -17,6 +17,12 @@ pub(crate) enum Where {
 /// contains another is replaced whole.
 const PHRASES: &[(&str, &str)] = &[
     (
+        "Listen on 127.0.0.1 or ::1 (or a Unix socket), or allow it explicitly with \
+         `.allow_remote(true)`",
+        "Listen on 127.0.0.1 (the default) or --unix-socket DIR, or add --allow-remote if a \
+         firewall you control guards it",
+    ),
+    (
         " (the Lambda examples: DBCaFile; in code: TrustStore::aws_default().with_ca_file(...))",
         "",
     ),
@@ -112,5 +118,28 @@ mod tests {
                     examples: `DBCaFile`); AWS GovCloud's RDS CAs";
         assert!(in_flags(hint).contains("add its CA with --ca-file FILE; AWS GovCloud"));
         assert!(in_flags("or raise `.connect_timeout(...)`").ends_with("--timeout SECONDS"));
+    }
+
+    /// The proxy's listen check is the library's (`ProxyBuilder::build`), in flags.
+    #[cfg(feature = "proxy")]
+    #[test]
+    fn the_remote_listen_advice_names_the_flags() {
+        let keys = aws_credential_types::Credentials::new("AKIDEXAMPLE", "secret", None, None, "t");
+        let cache = rds_iam_auth::TokenCache::new(rds_iam_auth::TokenGenerator::new(keys));
+        let endpoint =
+            rds_iam_auth::Endpoint::new("db.abc.us-east-1.rds.amazonaws.com", 5432).unwrap();
+        let error =
+            rds_iam_auth::proxy::Proxy::builder(rds_iam_auth::Engine::Postgres, cache, endpoint)
+                .listen("0.0.0.0:15432".parse().unwrap())
+                .build()
+                .unwrap_err();
+        let text = in_flags(&error.to_string());
+        assert!(text.contains("not a loopback address"), "{text}");
+        assert!(
+            text.ends_with(
+                "or --unix-socket DIR, or add --allow-remote if a firewall you control guards it"
+            ),
+            "{text}"
+        );
     }
 }
