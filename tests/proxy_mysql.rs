@@ -11,50 +11,20 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use rds_iam_auth::mysql_async::{self, Conn, prelude::*};
-use rds_iam_auth::proxy::{Listening, Proxy, ProxyBuilder};
+use rds_iam_auth::proxy::ProxyBuilder;
 use rds_iam_auth::{Endpoint, Engine, IamAuthToken, TokenCache, TokenRequest};
 use support::fake_mysql::{Answer, fake_server};
 use support::iam::{self, TestClock};
 use support::security::assert_no_token_bytes;
-use support::{MariaDbServer, certs, mariadb_or_skip};
-use tokio::sync::{Mutex, oneshot};
+use support::{MariaDbServer, certs, mariadb_or_skip, proxy};
+use tokio::sync::Mutex;
 
 static TURN: Mutex<()> = Mutex::const_new(());
 
 const MARIADB: &str = "/usr/bin/mariadb";
 
-struct Running {
-    addr: SocketAddr,
-    stop: oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Running {
-    async fn stop(self) {
-        let _ = self.stop.send(());
-        tokio::time::timeout(Duration::from_secs(10), self.task)
-            .await
-            .expect("the proxy stops within its grace")
-            .unwrap();
-    }
-}
-
-async fn start(listening: Listening) -> Running {
-    let (stop, stopped) = oneshot::channel();
-    let addr = listening.local_addr().unwrap();
-    let task = tokio::spawn(listening.serve(async {
-        let _ = stopped.await;
-    }));
-    Running { addr, stop, task }
-}
-
 fn builder_to(cache: TokenCache, endpoint: Endpoint) -> ProxyBuilder {
-    Proxy::builder(Engine::MySql, cache, endpoint)
-        .trust(iam::test_trust())
-        .connect_timeout(Duration::from_secs(5))
-        .retry_jitter(Duration::ZERO)
-        .shutdown_grace(Duration::from_secs(2))
-        .listen("127.0.0.1:0".parse().unwrap())
+    proxy::builder_to(Engine::MySql, cache, endpoint)
 }
 
 async fn token_for(endpoint: &Endpoint, clock: &TestClock) -> IamAuthToken {
@@ -62,17 +32,11 @@ async fn token_for(endpoint: &Endpoint, clock: &TestClock) -> IamAuthToken {
     iam::token_at(&request, clock.at()).await
 }
 
-async fn proxy_to(db: &MariaDbServer) -> Running {
+async fn proxy_to(db: &MariaDbServer) -> proxy::Running {
     let clock = TestClock::new();
     let endpoint = iam::mysql_tunnel_endpoint(db.port());
     db.set_password(token_for(&endpoint, &clock).await.expose());
-    let listening = builder_to(iam::cache(&clock), endpoint)
-        .build()
-        .unwrap()
-        .bind()
-        .await
-        .unwrap();
-    start(listening).await
+    proxy::serve(builder_to(iam::cache(&clock), endpoint)).await
 }
 
 /// mysql_async to the proxy: plain TCP (the loopback leg), any password.
@@ -138,7 +102,7 @@ async fn the_mariadb_client_runs_queries_prepared_statements_and_transactions() 
     let Some(db) = mariadb_or_skip() else { return };
     let proxy = proxy_to(db).await;
     let out = mariadb(
-        proxy.addr,
+        proxy.addr(),
         "SELECT CURRENT_USER(); \
          SELECT VARIABLE_VALUE <> '' FROM information_schema.SESSION_STATUS WHERE VARIABLE_NAME = 'Ssl_cipher'; \
          CREATE TABLE IF NOT EXISTS proxy_t (a int); DELETE FROM proxy_t; \
@@ -156,7 +120,7 @@ async fn the_mariadb_client_runs_queries_prepared_statements_and_transactions() 
         text(&out)
     );
     // A large result: every row through the relay.
-    let out = mariadb(proxy.addr, "SELECT seq, MD5(seq) FROM seq_1_to_200000").await;
+    let out = mariadb(proxy.addr(), "SELECT seq, MD5(seq) FROM seq_1_to_200000").await;
     let stdout = ok(&out);
     assert_eq!(stdout.lines().count(), 200_000);
     assert_eq!(
@@ -165,7 +129,7 @@ async fn the_mariadb_client_runs_queries_prepared_statements_and_transactions() 
     );
     // LOAD DATA LOCAL is refused: the server may not read the proxy's files.
     let out = mariadb(
-        proxy.addr,
+        proxy.addr(),
         "LOAD DATA LOCAL INFILE '/etc/hostname' INTO TABLE proxy_t",
     )
     .await;
@@ -178,7 +142,7 @@ async fn mysql_async_through_the_proxy_with_the_upstreams_connection_id() {
     let _turn = TURN.lock().await;
     let Some(db) = mariadb_or_skip() else { return };
     let proxy = proxy_to(db).await;
-    let mut conn = Conn::new(opts(proxy.addr)).await.unwrap();
+    let mut conn = Conn::new(opts(proxy.addr())).await.unwrap();
     // The greeting's id is the upstream's: a client's `KILL QUERY <id>` reaches the session.
     let id: u32 = conn
         .query_first("SELECT CONNECTION_ID()")
@@ -194,7 +158,7 @@ async fn mysql_async_through_the_proxy_with_the_upstreams_connection_id() {
         .unwrap();
     assert_eq!(doubled, 42);
 
-    let mut other = Conn::new(opts(proxy.addr)).await.unwrap();
+    let mut other = Conn::new(opts(proxy.addr())).await.unwrap();
     let t0 = Instant::now();
     let sleeping = tokio::spawn(async move {
         conn.query_first::<i64, _>("SELECT SLEEP(30)")
@@ -212,7 +176,7 @@ async fn mysql_async_through_the_proxy_with_the_upstreams_connection_id() {
 
     // 32 clients at once, each its own upstream session.
     let clients = (0..32).map(|_| {
-        let opts = opts(proxy.addr);
+        let opts = opts(proxy.addr());
         tokio::spawn(async move {
             let mut conn = Conn::new(opts).await.unwrap();
             let id: u32 = conn
@@ -243,7 +207,7 @@ async fn a_rejected_token_reaches_the_client_as_error_1045_with_the_diagnosis() 
     let Some(db) = mariadb_or_skip() else { return };
     let proxy = proxy_to(db).await;
     db.set_password("not the token");
-    match Conn::new(opts(proxy.addr)).await {
+    match Conn::new(opts(proxy.addr())).await {
         Err(mysql_async::Error::Server(e)) => {
             assert_eq!(e.code, 1045, "{e:?}");
             assert!(
@@ -276,16 +240,8 @@ async fn fake_upstreams_without_trusted_tls_receive_no_token_byte() {
         let server = fake_server(answer).await;
         let clock = TestClock::new();
         let endpoint = iam::mysql_tunnel_endpoint(server.port);
-        let proxy = start(
-            builder_to(iam::cache(&clock), endpoint.clone())
-                .build()
-                .unwrap()
-                .bind()
-                .await
-                .unwrap(),
-        )
-        .await;
-        match Conn::new(opts(proxy.addr)).await {
+        let proxy = proxy::serve(builder_to(iam::cache(&clock), endpoint.clone())).await;
+        match Conn::new(opts(proxy.addr())).await {
             Err(mysql_async::Error::Server(e)) => {
                 assert!(e.message.contains(expected), "{expected}: {}", e.message);
             }
@@ -302,16 +258,8 @@ async fn a_trusted_fake_upstream_sees_the_whole_token_and_not_the_clients_passwo
     let server = fake_server(Answer::Tls(&certs().server)).await;
     let clock = TestClock::new();
     let endpoint = iam::mysql_tunnel_endpoint(server.port);
-    let proxy = start(
-        builder_to(iam::cache(&clock), endpoint.clone())
-            .build()
-            .unwrap()
-            .bind()
-            .await
-            .unwrap(),
-    )
-    .await;
-    let error = Conn::new(opts(proxy.addr)).await.map(|_| ()).unwrap_err();
+    let proxy = proxy::serve(builder_to(iam::cache(&clock), endpoint.clone())).await;
+    let error = Conn::new(opts(proxy.addr())).await.map(|_| ()).unwrap_err();
     assert!(
         matches!(&error, mysql_async::Error::Server(e) if e.code == 1045),
         "{error:?}"

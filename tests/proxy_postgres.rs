@@ -11,68 +11,23 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use rds_iam_auth::proxy::{Listening, Proxy, ProxyBuilder};
+use rds_iam_auth::proxy::ProxyBuilder;
 use rds_iam_auth::tokio_postgres::{self, NoTls};
 use rds_iam_auth::{Endpoint, Engine, ErrorKind, IamAuthToken, TokenCache, TokenRequest};
 use support::fake_postgres::{Answer, fake_server};
 use support::iam::{self, TestClock};
 use support::security::assert_no_token_bytes;
-use support::{certs, postgres};
-use tokio::sync::{Mutex, oneshot};
+use support::{certs, postgres, proxy};
+use tokio::sync::Mutex;
 
 static TURN: Mutex<()> = Mutex::const_new(());
 
 const PSQL: &str = "/usr/bin/psql";
 
-/// A running in-process proxy and the way to stop it.
-struct Running {
-    addr: Option<SocketAddr>,
-    fingerprint: Option<String>,
-    lines: Vec<String>,
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Running {
-    fn addr(&self) -> SocketAddr {
-        self.addr.expect("a TCP listener")
-    }
-
-    async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        tokio::time::timeout(Duration::from_secs(10), self.task)
-            .await
-            .expect("the proxy stops within its grace")
-            .unwrap();
-    }
-}
-
-async fn start(listening: Listening) -> Running {
-    let (stop, stopped) = oneshot::channel();
-    let addr = listening.local_addr();
-    let fingerprint = listening.certificate_fingerprint().map(str::to_owned);
-    let lines = listening.connection_strings();
-    let task = tokio::spawn(listening.serve(async {
-        let _ = stopped.await;
-    }));
-    Running {
-        addr,
-        fingerprint,
-        lines,
-        stop: Some(stop),
-        task,
-    }
-}
-
 /// A proxy to the harness's server through its RDS-looking name (signed for port 5432, TCP
 /// to the harness's port), trusting only the test CA, listening on a free loopback port.
 fn builder_to(cache: TokenCache, endpoint: Endpoint) -> ProxyBuilder {
-    Proxy::builder(Engine::Postgres, cache, endpoint)
-        .trust(iam::test_trust())
-        .connect_timeout(Duration::from_secs(5))
-        .retry_jitter(Duration::ZERO)
-        .shutdown_grace(Duration::from_secs(2))
-        .listen("127.0.0.1:0".parse().unwrap())
+    proxy::builder_to(Engine::Postgres, cache, endpoint)
 }
 
 fn builder(cache: TokenCache) -> ProxyBuilder {
@@ -88,16 +43,15 @@ async fn token_for(clock: &TestClock, user: &str) -> IamAuthToken {
 }
 
 /// A proxy with the server accepting the token of the clock's time.
-async fn proxy_with(configure: impl FnOnce(ProxyBuilder) -> ProxyBuilder) -> (Running, TestClock) {
+async fn proxy_with(
+    configure: impl FnOnce(ProxyBuilder) -> ProxyBuilder,
+) -> (proxy::Running, TestClock) {
     let clock = TestClock::new();
     postgres().set_password(token_for(&clock, "iam_user").await.expose());
-    let listening = configure(builder(iam::cache(&clock)))
-        .build()
-        .unwrap()
-        .bind()
-        .await
-        .unwrap();
-    (start(listening).await, clock)
+    (
+        proxy::serve(configure(builder(iam::cache(&clock)))).await,
+        clock,
+    )
 }
 
 fn conninfo(addr: SocketAddr, extra: &str) -> String {
@@ -490,7 +444,7 @@ async fn a_unix_socket_named_as_libpq_expects_and_private_from_its_creation() {
     // Nothing else left in the directory (the private staging directory is gone).
     let entries: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
     assert_eq!(entries.len(), 1);
-    let proxy = start(listening).await;
+    let proxy = proxy::start(listening).await;
     let out = psql(
         format!(
             "host={} port=5432 user=iam_user dbname=appdb",
@@ -570,13 +524,7 @@ async fn fake_upstreams_without_trusted_tls_receive_no_token_byte() {
         let server = fake_server(answer).await;
         let clock = TestClock::new();
         let endpoint = iam::tunnel_endpoint(server.port);
-        let listening = builder_to(iam::cache(&clock), endpoint.clone())
-            .build()
-            .unwrap()
-            .bind()
-            .await
-            .unwrap();
-        let proxy = start(listening).await;
+        let proxy = proxy::serve(builder_to(iam::cache(&clock), endpoint.clone())).await;
         let error = refused(&conninfo(proxy.addr(), "")).await;
         let db = error.as_db_error().expect("the engine's own error");
         assert!(
@@ -600,15 +548,7 @@ async fn a_trusted_fake_upstream_sees_the_token() {
     let server = fake_server(Answer::Tls(&certs().server)).await;
     let clock = TestClock::new();
     let endpoint = iam::tunnel_endpoint(server.port);
-    let proxy = start(
-        builder_to(iam::cache(&clock), endpoint.clone())
-            .build()
-            .unwrap()
-            .bind()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let proxy = proxy::serve(builder_to(iam::cache(&clock), endpoint.clone())).await;
     let error = refused(&conninfo(proxy.addr(), "password=ignored")).await;
     assert_eq!(
         error.as_db_error().map(|e| e.code().code()),
@@ -677,15 +617,7 @@ async fn a_user_asked_for_scram_is_not_an_iam_user_and_gets_no_token() {
     let server = scram_upstream().await;
     let clock = TestClock::new();
     let endpoint = iam::tunnel_endpoint(server.port);
-    let proxy = start(
-        builder_to(iam::cache(&clock), endpoint.clone())
-            .build()
-            .unwrap()
-            .bind()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let proxy = proxy::serve(builder_to(iam::cache(&clock), endpoint.clone())).await;
     let error = refused(&conninfo(proxy.addr(), "")).await;
     let db = error.as_db_error().expect("the engine's own error");
     assert!(db.message().contains("SCRAM"), "{}", db.message());
@@ -721,15 +653,7 @@ async fn bytes_after_the_servers_tls_yes_are_refused() {
     .await;
     let clock = TestClock::new();
     let endpoint = iam::tunnel_endpoint(server.port);
-    let proxy = start(
-        builder_to(iam::cache(&clock), endpoint.clone())
-            .build()
-            .unwrap()
-            .bind()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let proxy = proxy::serve(builder_to(iam::cache(&clock), endpoint.clone())).await;
     let error = refused(&conninfo(proxy.addr(), "")).await;
     let db = error.as_db_error().expect("the engine's own error");
     assert!(db.message().contains("CVE-2021-23222"), "{}", db.message());
@@ -742,15 +666,7 @@ async fn bytes_after_the_servers_tls_yes_are_refused() {
 async fn a_direct_tls_client_hello_is_closed_without_an_answer() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let clock = TestClock::new();
-    let proxy = start(
-        builder(iam::cache(&clock))
-            .build()
-            .unwrap()
-            .bind()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let proxy = proxy::serve(builder(iam::cache(&clock))).await;
     let mut tcp = tokio::net::TcpStream::connect(proxy.addr()).await.unwrap();
     // The record header of a ClientHello (sslnegotiation=direct), then some of its body.
     tcp.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc])

@@ -42,6 +42,8 @@ pub mod mariadb;
 pub mod pool_scenarios;
 pub mod postgres;
 mod process;
+#[cfg(feature = "proxy")]
+pub mod proxy;
 pub mod reference;
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 pub mod scenarios;
