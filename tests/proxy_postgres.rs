@@ -714,3 +714,73 @@ async fn a_shutdown_stops_accepting_and_closes_sessions_after_the_grace() {
         "no longer accepting"
     );
 }
+
+/// A protocol 3.2 client (PostgreSQL 18's libpq asks for it) through the proxy to this
+/// PostgreSQL 15 server, byte by byte: the server's NegotiateProtocolVersion reaches the
+/// client, the session runs on 3.0 with its 4-byte cancel key, and a query answers.
+#[tokio::test]
+async fn a_protocol_3_2_client_is_negotiated_down_by_the_real_server() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let _turn = TURN.lock().await;
+    let (proxy, _clock) = proxy_with(|b| b).await;
+    let mut tcp = tokio::net::TcpStream::connect(proxy.addr()).await.unwrap();
+    let mut startup = (3u32 << 16 | 2).to_be_bytes().to_vec();
+    for part in ["user", "iam_user", "database", "appdb", ""] {
+        startup.extend_from_slice(part.as_bytes());
+        startup.push(0);
+    }
+    let length = (startup.len() + 4) as u32;
+    tcp.write_all(&[&length.to_be_bytes()[..], &startup].concat())
+        .await
+        .unwrap();
+
+    // The backend's messages up to ReadyForQuery: (type, body).
+    async fn until_ready(tcp: &mut tokio::net::TcpStream) -> Vec<(u8, Vec<u8>)> {
+        let mut messages = Vec::new();
+        loop {
+            let mut header = [0u8; 5];
+            tokio::time::timeout(Duration::from_secs(10), tcp.read_exact(&mut header))
+                .await
+                .expect("the proxy answers")
+                .expect("a message, not a close");
+            let length = u32::from_be_bytes(header[1..].try_into().unwrap()) as usize;
+            let mut body = vec![0u8; length - 4];
+            tcp.read_exact(&mut body).await.unwrap();
+            let ready = header[0] == b'Z';
+            messages.push((header[0], body));
+            if ready {
+                return messages;
+            }
+        }
+    }
+    let login = until_ready(&mut tcp).await;
+    let kinds: Vec<char> = login.iter().map(|(kind, _)| *kind as char).collect();
+    assert_eq!(kinds[0], 'v', "NegotiateProtocolVersion first: {kinds:?}");
+    let newest = u32::from_be_bytes(login[0].1[..4].try_into().unwrap());
+    assert_eq!(newest, 3 << 16, "the server's newest is 3.0");
+    let auth_ok = login
+        .iter()
+        .position(|(kind, body)| *kind == b'R' && body[..] == [0, 0, 0, 0]);
+    assert!(auth_ok.is_some(), "AuthenticationOk: {kinds:?}");
+    let key = login
+        .iter()
+        .find(|(kind, _)| *kind == b'K')
+        .expect("BackendKeyData");
+    assert_eq!(key.1.len(), 8, "3.0's 4-byte key after the process id");
+    assert!(!login.iter().any(|(kind, _)| *kind == b'E'), "{kinds:?}");
+
+    let query = b"SELECT current_user\0";
+    let length = (query.len() + 4) as u32;
+    tcp.write_all(&[&[b'Q'][..], &length.to_be_bytes(), query].concat())
+        .await
+        .unwrap();
+    let answer = until_ready(&mut tcp).await;
+    let row = answer
+        .iter()
+        .find(|(kind, _)| *kind == b'D')
+        .expect("a DataRow");
+    // One column: its length, then `iam_user`.
+    assert_eq!(&row.1[..2], &[0, 1]);
+    assert_eq!(&row.1[6..], b"iam_user");
+    proxy.stop().await;
+}
