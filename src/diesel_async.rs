@@ -154,6 +154,23 @@ fn setup(connector: PgConnector) -> SetupFuture {
     })
 }
 
+/// A query's error is an Aurora DSQL optimistic-concurrency conflict when diesel-async
+/// classed it [`SerializationFailure`](diesel::result::DatabaseErrorKind::SerializationFailure),
+/// which it does by SQLSTATE `40001` alone (never by the message): so
+/// [`dsql::retry_occ`](crate::dsql::retry_occ) retries a diesel-async transaction as it does a
+/// tokio-postgres one.
+impl crate::dsql::OccConflict for diesel::result::Error {
+    fn is_occ_conflict(&self) -> bool {
+        matches!(
+            self,
+            diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::SerializationFailure,
+                _
+            )
+        )
+    }
+}
+
 /// The login succeeded, diesel-async's `SET`s after it did not.
 fn setup_failed(connector: &PgConnector, error: ConnectionError) -> Error {
     Detail::Connect {
@@ -169,4 +186,28 @@ fn setup_failed(connector: &PgConnector, error: ConnectionError) -> Error {
         source: Box::new(error),
     }
     .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use diesel::result::{DatabaseErrorKind, Error};
+
+    use crate::dsql::OccConflict;
+
+    fn database_error(kind: DatabaseErrorKind) -> Error {
+        Error::DatabaseError(kind, Box::new("OC000".to_owned()))
+    }
+
+    #[test]
+    fn only_a_serialization_failure_is_a_conflict() {
+        assert!(database_error(DatabaseErrorKind::SerializationFailure).is_occ_conflict());
+        // A message naming the conflict is not one (diesel-async classes by SQLSTATE).
+        assert!(!database_error(DatabaseErrorKind::Unknown).is_occ_conflict());
+        assert!(!database_error(DatabaseErrorKind::UniqueViolation).is_occ_conflict());
+        assert!(!Error::NotFound.is_occ_conflict());
+        // Found in a boxed error's chain too, as `?` in a closure makes it.
+        let boxed: Box<dyn std::error::Error + Send + Sync> =
+            Box::new(database_error(DatabaseErrorKind::SerializationFailure));
+        assert!(boxed.is_occ_conflict());
+    }
 }

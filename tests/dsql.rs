@@ -402,3 +402,79 @@ async fn a_connection_limit_refusal_says_what_to_do() {
     let message = error.to_string();
     assert!(message.contains("too many open connections"), "{message}");
 }
+
+/// DSQL through diesel-async's deadpool pool: its logins are the connector's (a DSQL admin
+/// token, the database `postgres`), and `retry_occ` retries a transaction whose diesel error
+/// diesel-async classed a serialization failure (SQLSTATE 40001), found behind `?`'s box.
+#[cfg(feature = "diesel-async-postgres")]
+#[tokio::test]
+async fn diesel_async_logs_in_with_dsql_tokens_and_its_conflicts_are_retried() {
+    let _turn = TURN.lock().await;
+    let clock = TestClock::new();
+    let connector = connector(&clock, ADMIN);
+    install_token_of_now(&connector, &clock).await;
+    let pool = diesel_dsql::pool(connector);
+    let who = diesel_dsql::text(&pool, "current_user || '@' || current_database()").await;
+    assert_eq!(who.unwrap(), format!("{ADMIN}@postgres"));
+
+    for (code, expected_runs) in [("40001", 3), ("40P01", 1)] {
+        let sequence = format!("occ_diesel_{}", code.to_lowercase());
+        fresh_sequence(&sequence);
+        let runs = AtomicU32::new(0);
+        let query = format!("occ_conflicts('{sequence}', 2, '{code}')");
+        let result = retry_occ(&fast_policy(), || async {
+            runs.fetch_add(1, Ordering::SeqCst);
+            diesel_dsql::bigint(&pool, &query).await
+        })
+        .await;
+        assert_eq!(runs.load(Ordering::SeqCst), expected_runs, "{code}");
+        match (code, result) {
+            ("40001", Ok(tries)) => assert_eq!(tries, 3, "the third run commits"),
+            // A deadlock's message names the conflict too: not retried, the SQLSTATE decides.
+            ("40P01", Err(error)) => {
+                assert!(!error.is_conflict());
+                assert!(
+                    error.error().to_string().contains("OC000"),
+                    "{}",
+                    error.error()
+                );
+            }
+            (code, other) => panic!("{code}: {:?}", other.map_err(|e| e.to_string())),
+        }
+    }
+}
+
+/// The diesel-async side of the test above (diesel's `RunQueryDsl::load` would shadow
+/// `AtomicU32::load` there).
+#[cfg(feature = "diesel-async-postgres")]
+mod diesel_dsql {
+    use rds_iam_auth::PgConnector;
+    use rds_iam_auth::diesel_async::diesel::dsl::sql;
+    use rds_iam_auth::diesel_async::diesel::sql_types::{BigInt, Text};
+    use rds_iam_auth::diesel_async::diesel_async::pooled_connection::deadpool::Pool;
+    use rds_iam_auth::diesel_async::diesel_async::{AsyncPgConnection, RunQueryDsl};
+    use rds_iam_auth::diesel_async::{self as iam_diesel, diesel};
+
+    use super::BoxError;
+
+    pub fn pool(connector: PgConnector) -> Pool<AsyncPgConnection> {
+        Pool::builder(iam_diesel::manager(connector))
+            .max_size(2)
+            .build()
+            .unwrap()
+    }
+
+    pub async fn text(pool: &Pool<AsyncPgConnection>, expr: &str) -> Result<String, BoxError> {
+        let mut conn = pool.get().await?;
+        Ok(diesel::select(sql::<Text>(expr))
+            .get_result(&mut conn)
+            .await?)
+    }
+
+    pub async fn bigint(pool: &Pool<AsyncPgConnection>, expr: &str) -> Result<i64, BoxError> {
+        let mut conn = pool.get().await?;
+        Ok(diesel::select(sql::<BigInt>(expr))
+            .get_result(&mut conn)
+            .await?)
+    }
+}

@@ -27,10 +27,11 @@ impl OccConflict for tokio_postgres::Error {
     }
 }
 
-// `sqlx::Error` (0.8 and 0.9): in `src/sqlx_pool/postgres.rs`, written once for both.
+// `sqlx::Error` (0.8 and 0.9): in `src/sqlx_pool/postgres.rs`, written once for both;
+// diesel's `result::Error`: in `src/diesel_async.rs`.
 
 /// A [`crate::Error`] is a conflict when a driver's error in its chain of sources is (a
-/// `tokio_postgres::Error`, a sqlx 0.8 or 0.9 `Error`).
+/// `tokio_postgres::Error`, a sqlx 0.8 or 0.9 `Error`, diesel's `result::Error`).
 impl OccConflict for crate::Error {
     fn is_occ_conflict(&self) -> bool {
         chain_has_conflict(self)
@@ -39,8 +40,8 @@ impl OccConflict for crate::Error {
 
 /// A boxed error (what `?` makes of any error in a closure returning `Result<_, BoxError>`)
 /// is a conflict when a driver's error in its chain of sources is (a `tokio_postgres::Error`,
-/// a sqlx 0.8 or 0.9 `Error`): a pool's error, this crate's [`Error`](crate::Error) or the
-/// driver's own.
+/// a sqlx 0.8 or 0.9 `Error`, diesel's `result::Error`): a pool's error, this crate's
+/// [`Error`](crate::Error) or the driver's own.
 impl OccConflict for Box<dyn std::error::Error + Send + Sync> {
     fn is_occ_conflict(&self) -> bool {
         chain_has_conflict(&**self)
@@ -56,6 +57,8 @@ fn chain_has_conflict(error: &(dyn std::error::Error + 'static)) -> bool {
         |e| Some(e.downcast_ref::<sqlx::Error>()?.is_occ_conflict()),
         #[cfg(feature = "sqlx-0_8-postgres")]
         |e| Some(e.downcast_ref::<sqlx08::Error>()?.is_occ_conflict()),
+        #[cfg(feature = "diesel-async-postgres")]
+        |e| Some(e.downcast_ref::<diesel::result::Error>()?.is_occ_conflict()),
     ];
     crate::error::chain(error)
         .find_map(|e| readers.iter().find_map(|read| read(e)))
