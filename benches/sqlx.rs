@@ -12,6 +12,13 @@
 //! `cargo bench --bench sqlx --features sqlx-0_9-postgres,sqlx-0_9-mysql,sqlx-0_8-postgres,sqlx-0_8-mysql,postgres,mysql`
 //! (each version's pairs run when its features are on).
 
+// Without a sqlx PostgreSQL feature there is no pair to run (`cargo clippy --all-targets
+// --features postgres` still builds this file).
+#![cfg_attr(
+    not(any(feature = "sqlx-0_9-postgres", feature = "sqlx-0_8-postgres")),
+    allow(unused)
+)]
+
 #[path = "../tests/support/mod.rs"]
 mod support;
 

@@ -33,10 +33,17 @@ async fn token_for(endpoint: &Endpoint, clock: &TestClock) -> IamAuthToken {
 }
 
 async fn proxy_to(db: &MariaDbServer) -> proxy::Running {
+    proxy_with(db, |b| b).await
+}
+
+async fn proxy_with(
+    db: &MariaDbServer,
+    configure: impl FnOnce(ProxyBuilder) -> ProxyBuilder,
+) -> proxy::Running {
     let clock = TestClock::new();
     let endpoint = iam::mysql_tunnel_endpoint(db.port());
     db.set_password(token_for(&endpoint, &clock).await.expose());
-    proxy::serve(builder_to(iam::cache(&clock), endpoint)).await
+    proxy::serve(configure(builder_to(iam::cache(&clock), endpoint))).await
 }
 
 /// mysql_async to the proxy: plain TCP (the loopback leg), any password.
@@ -51,7 +58,13 @@ fn opts(addr: SocketAddr) -> mysql_async::Opts {
         .into()
 }
 
+/// The `mariadb` client with TLS off (`--skip-ssl`), as the proxy's connection strings say.
 async fn mariadb(addr: SocketAddr, sql: &str) -> Output {
+    mariadb_with(addr, "--skip-ssl", sql).await
+}
+
+/// The `mariadb` client with `ssl` (`--skip-ssl`, or `--ssl`: TLS required).
+async fn mariadb_with(addr: SocketAddr, ssl: &str, sql: &str) -> Output {
     assert!(
         std::path::Path::new(MARIADB).exists(),
         "{MARIADB} is missing: install mariadb-client (scripts/test.sh does)"
@@ -61,7 +74,7 @@ async fn mariadb(addr: SocketAddr, sql: &str) -> Output {
         "--protocol=TCP".to_owned(),
         format!("--host={}", addr.ip()),
         format!("--port={}", addr.port()),
-        "--skip-ssl".to_owned(),
+        ssl.to_owned(),
         "--user=iam_user".to_owned(),
         "--password=ignored".to_owned(),
         "--batch".to_owned(),
@@ -134,6 +147,57 @@ async fn the_mariadb_client_runs_queries_prepared_statements_and_transactions() 
     )
     .await;
     assert!(!out.status.success(), "{}", text(&out));
+    proxy.stop().await;
+}
+
+/// mysql_async asking for TLS on the loopback leg (any certificate: the proxy's is
+/// self-signed here).
+fn tls_opts(addr: SocketAddr) -> mysql_async::Opts {
+    let ssl = mysql_async::SslOpts::default().with_danger_accept_invalid_certs(true);
+    mysql_async::OptsBuilder::from_opts(opts(addr))
+        .ssl_opts(Some(ssl))
+        .into()
+}
+
+/// Local TLS for clients that insist on it: the real client with `--ssl` logs in through it,
+/// its own status naming the cipher of the local leg, and so does mysql_async with TLS
+/// required; plain clients still connect. Without local TLS the greeting offers none, and
+/// mysql_async with TLS required refuses to go on.
+#[tokio::test]
+async fn clients_asking_for_tls_log_in_through_local_tls() {
+    let _turn = TURN.lock().await;
+    let Some(db) = mariadb_or_skip() else { return };
+    let proxy = proxy_with(db, |b| b.local_tls_generated()).await;
+    assert!(proxy.fingerprint.is_some());
+    assert!(
+        proxy.lines.iter().any(|l| l.contains("--ssl ")),
+        "{:?}",
+        proxy.lines
+    );
+    let out = mariadb_with(proxy.addr(), "--ssl", "SELECT CURRENT_USER(); \\s").await;
+    let stdout = ok(&out);
+    assert!(stdout.starts_with("iam_user@%\n"), "{}", text(&out));
+    let tls_line = stdout.lines().find(|l| l.starts_with("SSL:"));
+    assert!(
+        tls_line.is_some_and(|l| l.contains("Cipher in use is TLS")),
+        "{}",
+        text(&out)
+    );
+    let mut conn = Conn::new(tls_opts(proxy.addr()))
+        .await
+        .expect("a TLS login");
+    let user: Option<String> = conn.query_first("SELECT CURRENT_USER()").await.unwrap();
+    assert_eq!(user.as_deref(), Some("iam_user@%"));
+    conn.disconnect().await.unwrap();
+    let out = mariadb(proxy.addr(), "SELECT 1").await;
+    assert_eq!(ok(&out), "1\n", "TLS is offered, not required");
+    proxy.stop().await;
+
+    let proxy = proxy_to(db).await;
+    match Conn::new(tls_opts(proxy.addr())).await {
+        Err(mysql_async::Error::Driver(mysql_async::DriverError::NoClientSslFlagFromServer)) => {}
+        other => panic!("TLS was not offered: {:?}", other.map(|_| ())),
+    }
     proxy.stop().await;
 }
 

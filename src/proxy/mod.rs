@@ -16,7 +16,8 @@
 //! never appear in logs, and server-supplied text in logs is escaped.
 //!
 //! PostgreSQL (protocol 3.0 and 3.2, `CancelRequest`, optional local TLS) and MySQL /
-//! MariaDB (the upstream's greeting mirrored, `mysql_clear_password` inside TLS). What a byte
+//! MariaDB (the upstream's greeting mirrored, `mysql_clear_password` inside TLS, optional
+//! local TLS). What a byte
 //! relay cannot do: MySQL's `COM_CHANGE_USER` (the proxy is not there to log the new user
 //! in), and a MySQL login retried after a rejection gets another connection id than the
 //! client's greeting showed (its `KILL QUERY` on Ctrl-C then misses).
@@ -375,15 +376,8 @@ impl ProxyBuilder {
     /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput): any login setting a
     /// connector would refuse, a non-loopback listen address without
     /// [`allow_remote`](Self::allow_remote) (setting `listen`), a zero connection limit, an
-    /// unusable local TLS certificate or key, or local TLS for MySQL (setting `local_tls`).
+    /// unusable local TLS certificate or key (setting `local_tls`).
     pub fn build(self) -> Result<Proxy> {
-        if self.engine == Engine::MySql && !matches!(self.setup.local_tls, LocalTlsSetting::None) {
-            return Err(invalid(
-                "local_tls",
-                "the MySQL proxy offers no local TLS (clients connect with TLS off, \
-                 `--skip-ssl` / `sslMode=DISABLED`); the upstream leg is always verified TLS",
-            ));
-        }
         if self.setup.max_connections == 0 {
             return Err(invalid("max_connections", "must be at least 1"));
         }
@@ -521,7 +515,7 @@ impl Listening {
         self.shared.tls.as_ref().map(LocalTls::fingerprint)
     }
 
-    /// Ready-to-paste ways to connect (psql, a libpq URL, JDBC), one per line.
+    /// Ready-to-paste ways to connect (psql, a libpq URL, JDBC; mysql, JDBC), one per line.
     pub fn connection_strings(&self) -> Vec<String> {
         let user = self.shared.pinned_user.as_deref().unwrap_or("<user>");
         let database = self.shared.settings.database.as_deref();
@@ -532,9 +526,12 @@ impl Listening {
                 database.unwrap_or(user),
                 self.shared.tls.is_some(),
             ),
-            Engine::MySql => {
-                mysql::connection_strings(&self.listener, user, database.unwrap_or(""))
-            }
+            Engine::MySql => mysql::connection_strings(
+                &self.listener,
+                user,
+                database.unwrap_or(""),
+                self.shared.tls.is_some(),
+            ),
         }
     }
 

@@ -1,7 +1,8 @@
 //! The MySQL / MariaDB side of the proxy: the upstream's greeting mirrored to the client
 //! (server version, connection id, capabilities, MariaDB's extended ones), the client's
-//! handshake response read (its password ignored), the login upstream inside TLS with
-//! `mysql_clear_password`, an OK to the client, then a byte relay.
+//! handshake response read (its password ignored; inside local TLS after an SSLRequest when
+//! the proxy offers it), the login upstream inside TLS with `mysql_clear_password`, an OK to
+//! the client, then a byte relay.
 //!
 //! Hand-written rather than with mysql_common: its `HandshakeResponse` fixes the collation
 //! (the client's must be kept) and it has no server-side OK writer; what is framed here is
@@ -117,12 +118,16 @@ impl Greeting {
     }
 
     /// The greeting the client gets: the same bytes, with the capabilities the proxy does not
-    /// pass through taken out (TLS: this leg is local; compression: the relay would have to
-    /// understand it; `LOAD DATA LOCAL` unless allowed).
-    pub(crate) fn for_client(&self, allow_local_infile: bool) -> Vec<u8> {
+    /// pass through taken out (compression: the relay would have to understand it; `LOAD
+    /// DATA LOCAL` unless allowed) and TLS offered only with local TLS (the server's TLS is
+    /// the upstream leg's, not this one's).
+    pub(crate) fn for_client(&self, allow_local_infile: bool, local_tls: bool) -> Vec<u8> {
         let mut caps = self.caps() & !(CLIENT_SSL | CLIENT_COMPRESS | CLIENT_ZSTD_COMPRESSION);
         if !allow_local_infile {
             caps &= !CLIENT_LOCAL_FILES;
+        }
+        if local_tls {
+            caps |= CLIENT_SSL;
         }
         let mut payload = self.payload.clone();
         payload[self.caps_low..self.caps_low + 2].copy_from_slice(&(caps as u16).to_le_bytes());
@@ -509,6 +514,43 @@ fn client_code(error: &Error) -> (u16, &'static str) {
     }
 }
 
+/// The client's answer to the greeting: its caps (`CLIENT_SSL` set when it asked for TLS)
+/// and its HandshakeResponse41, read inside TLS when it sent an SSLRequest first.
+struct ClientResponse {
+    caps: u32,
+    parsed: Result<Response, &'static str>,
+}
+
+/// Reads the client's answer to the greeting. An SSLRequest (the 32-byte head of a response
+/// with `CLIENT_SSL`) gets the local TLS handshake, then the response is read inside it; a
+/// client asking for TLS the greeting did not offer is closed (not one to guess about).
+/// `None`: the client went away, or is closed.
+async fn client_response(
+    shared: &Shared,
+    mut client: Box<dyn ClientIo>,
+    peer: &str,
+) -> io::Result<Option<(Box<dyn ClientIo>, ClientResponse)>> {
+    let (_, payload) = read_packet(&mut client).await?;
+    let caps = payload.get(..4).map_or(0, u32_le);
+    if caps & CLIENT_SSL == 0 {
+        let parsed = Response::parse(&payload);
+        return Ok(Some((client, ClientResponse { caps, parsed })));
+    }
+    let Some(tls) = &shared.tls else {
+        tracing::info!(client = %peer, "refused: the client asked for TLS, not offered");
+        return Ok(None);
+    };
+    if payload.len() != 32 {
+        // A whole response with CLIENT_SSL set, in plaintext: not an SSLRequest.
+        tracing::info!(client = %peer, "refused: TLS asked for after the handshake response");
+        return Ok(None);
+    }
+    let mut client: Box<dyn ClientIo> = Box::new(tls.acceptor().accept(client).await?);
+    let (_, payload) = read_packet(&mut client).await?;
+    let parsed = Response::parse(&payload);
+    Ok(Some((client, ClientResponse { caps, parsed })))
+}
+
 /// Serves one MySQL client connection.
 pub(super) async fn session(shared: Arc<Shared>, mut client: Box<dyn ClientIo>, peer: String) {
     let base = match shared.login_for(shared.pinned_user.as_deref().unwrap_or("proxy_client")) {
@@ -527,24 +569,29 @@ pub(super) async fn session(shared: Arc<Shared>, mut client: Box<dyn ClientIo>, 
             return;
         }
     };
-    let greeting = first.greeting.for_client(shared.allow_local_infile);
+    let greeting = first
+        .greeting
+        .for_client(shared.allow_local_infile, shared.tls.is_some());
     if write_packet(&mut client, 0, &greeting).await.is_err() {
         return;
     }
-    let response = match tokio::time::timeout(timeout, read_packet(&mut client)).await {
-        Ok(Ok((_, payload))) => Response::parse(&payload),
-        _ => return,
+    let Ok(Ok(Some((mut client, response)))) =
+        tokio::time::timeout(timeout, client_response(&shared, client, &peer)).await
+    else {
+        return;
     };
-    let mut response = match response {
-        Ok(response) if response.caps & CLIENT_SSL != 0 => {
-            // The greeting offered no TLS: a client that asks anyway is not one to guess about.
-            tracing::info!(client = %peer, "refused: the client asked for TLS, not offered");
-            return;
-        }
+    // The server's packets go on from the client's last: 2 after a plain response, 3 after
+    // an SSLRequest and the response inside TLS.
+    let reply = if response.caps & CLIENT_SSL != 0 {
+        3
+    } else {
+        2
+    };
+    let mut response = match response.parsed {
         Ok(response) => response,
         Err(bad) => {
             tracing::info!(client = %peer, "refused: {bad}");
-            let _ = write_packet(&mut client, 2, &err_payload(1043, "08S01", bad)).await;
+            let _ = write_packet(&mut client, reply, &err_payload(1043, "08S01", bad)).await;
             return;
         }
     };
@@ -557,12 +604,12 @@ pub(super) async fn session(shared: Arc<Shared>, mut client: Box<dyn ClientIo>, 
             escaped(pinned)
         );
         tracing::info!(client = %peer, user = %escaped(&response.user), "refused: {message}");
-        let _ = write_packet(&mut client, 2, &err_payload(1045, "28000", &message)).await;
+        let _ = write_packet(&mut client, reply, &err_payload(1045, "28000", &message)).await;
         return;
     }
     let login = match shared.login_for(&response.user) {
         Ok(login) => login,
-        Err(error) => return refuse(&shared, client, &peer, 2, &error).await,
+        Err(error) => return refuse(&shared, client, &peer, reply, &error).await,
     };
     if response.database.is_none() {
         response.database = login.database.clone();
@@ -587,7 +634,7 @@ pub(super) async fn session(shared: Arc<Shared>, mut client: Box<dyn ClientIo>, 
                     error: &error,
                 });
             }
-            return refuse(&shared, client, &peer, 2, &error).await;
+            return refuse(&shared, client, &peer, reply, &error).await;
         }
     };
     tracing::info!(
@@ -598,8 +645,8 @@ pub(super) async fn session(shared: Arc<Shared>, mut client: Box<dyn ClientIo>, 
         login_ms = started.elapsed().as_millis() as u64,
         "proxied connection logged in"
     );
-    // The OK continues the client's handshake: its response was packet 1.
-    if write_packet(&mut client, 2, &ok).await.is_err() {
+    // The OK continues the client's handshake.
+    if write_packet(&mut client, reply, &ok).await.is_err() {
         return;
     }
     match tokio::io::copy_bidirectional(&mut client, &mut stream).await {
@@ -639,7 +686,16 @@ pub(super) fn connection_strings(
     listener: &super::listener::Listener,
     user: &str,
     database: &str,
+    tls: bool,
 ) -> Vec<String> {
+    // With local TLS, TLS required (the certificate is self-signed or the user's own: the
+    // clients' verification is theirs to turn on); without it, off, so that a client that
+    // prefers TLS does not ask the greeting for what it does not offer.
+    let (ssl, ssl_mode) = if tls {
+        ("--ssl", "REQUIRED")
+    } else {
+        ("--skip-ssl", "DISABLED")
+    };
     if let Some(path) = listener.socket_path() {
         return vec![format!(
             "mysql --socket={} --user={user} {database}",
@@ -655,12 +711,12 @@ pub(super) fn connection_strings(
     };
     vec![
         format!(
-            "mysql --host={} --port={} --protocol=TCP --skip-ssl --user={user} {database}",
+            "mysql --host={} --port={} --protocol=TCP {ssl} --user={user} {database}",
             addr.ip(),
             addr.port()
         ),
         format!(
-            "jdbc:mysql://{host}:{}/{database}?user={user}&sslMode=DISABLED",
+            "jdbc:mysql://{host}:{}/{database}?user={user}&sslMode={ssl_mode}",
             addr.port()
         ),
     ]
@@ -698,7 +754,7 @@ mod tests {
         assert_eq!(greeting.connection_id, 77);
         assert_eq!(greeting.caps(), caps);
         assert_eq!(greeting.ext_caps(), Some(0x1d));
-        let to_client = Greeting::parse(&greeting.for_client(false)).unwrap();
+        let to_client = Greeting::parse(&greeting.for_client(false, false)).unwrap();
         assert_eq!(
             to_client.caps(),
             caps & !(CLIENT_SSL | CLIENT_COMPRESS | CLIENT_LOCAL_FILES | CLIENT_ZSTD_COMPRESSION)
@@ -708,13 +764,20 @@ mod tests {
         assert_eq!(to_client.connection_id, 77);
         let differing = raw
             .iter()
-            .zip(greeting.for_client(false))
+            .zip(greeting.for_client(false, false))
             .filter(|(a, b)| **a != *b)
             .count();
         assert!(differing <= 4, "{differing}");
         assert!(
-            Greeting::parse(&greeting.for_client(true)).unwrap().caps() & CLIENT_LOCAL_FILES != 0
+            Greeting::parse(&greeting.for_client(true, false))
+                .unwrap()
+                .caps()
+                & CLIENT_LOCAL_FILES
+                != 0
         );
+        // With local TLS the greeting offers TLS: that of this leg, not the server's.
+        let with_tls = Greeting::parse(&greeting.for_client(false, true)).unwrap();
+        assert_eq!(with_tls.caps(), to_client.caps() | CLIENT_SSL);
         // MySQL's greeting (CLIENT_MYSQL set) has no extended caps.
         let mysql = Greeting::parse(&mariadb_greeting(caps | CLIENT_MYSQL, 0x1d)).unwrap();
         assert_eq!(mysql.ext_caps(), None);

@@ -24,7 +24,8 @@ Examples:
   # Through an SSH tunnel on localhost:15433, for clients that insist on TLS (sslmode=require):
   rds-iam-token proxy --engine postgres --hostname mydb.cluster-abc123.us-east-1.rds.amazonaws.com \\
     --username iam_user --dial 127.0.0.1:15433 --local-tls
-  # MySQL / MariaDB (the client connects with TLS off: the local leg is loopback):
+  # MySQL / MariaDB (TLS off on the loopback leg; add --local-tls and connect with --ssl
+  # for clients that insist on it):
   rds-iam-token proxy --engine mysql --hostname mydb.cluster-abc123.us-east-1.rds.amazonaws.com \
     --username iam_user --listen 127.0.0.1:13306
   mysql --host=127.0.0.1 --port=13306 --protocol=TCP --skip-ssl --user=iam_user
@@ -81,8 +82,8 @@ pub(crate) struct ProxyArgs {
     /// identity, without a password.
     #[arg(long)]
     allow_remote: bool,
-    /// PostgreSQL: offer TLS to clients (sslmode=require) with a certificate generated now;
-    /// its SHA-256 fingerprint is printed.
+    /// Offer TLS to clients (PostgreSQL sslmode=require, MySQL --ssl / sslMode=REQUIRED)
+    /// with a certificate generated now; its SHA-256 fingerprint is printed.
     #[arg(long)]
     local_tls: bool,
     /// Offer TLS to clients with this certificate chain (PEM), with --tls-key.
