@@ -514,11 +514,13 @@ fn client_code(error: &Error) -> (u16, &'static str) {
     }
 }
 
-/// The client's answer to the greeting: its caps (`CLIENT_SSL` set when it asked for TLS)
-/// and its HandshakeResponse41, read inside TLS when it sent an SSLRequest first.
+/// The client's answer to the greeting: its HandshakeResponse41 (read inside TLS when it
+/// sent an SSLRequest first), and the sequence number the proxy's next packet takes.
 struct ClientResponse {
-    caps: u32,
     parsed: Result<Response, &'static str>,
+    /// 2 after a plain response (packet 1), 3 after an SSLRequest and the response inside
+    /// TLS (packets 1 and 2).
+    reply: u8,
 }
 
 /// Reads the client's answer to the greeting. An SSLRequest (the 32-byte head of a response
@@ -534,7 +536,7 @@ async fn client_response(
     let caps = payload.get(..4).map_or(0, u32_le);
     if caps & CLIENT_SSL == 0 {
         let parsed = Response::parse(&payload);
-        return Ok(Some((client, ClientResponse { caps, parsed })));
+        return Ok(Some((client, ClientResponse { parsed, reply: 2 })));
     }
     let Some(tls) = &shared.tls else {
         tracing::info!(client = %peer, "refused: the client asked for TLS, not offered");
@@ -548,7 +550,7 @@ async fn client_response(
     let mut client: Box<dyn ClientIo> = Box::new(tls.acceptor().accept(client).await?);
     let (_, payload) = read_packet(&mut client).await?;
     let parsed = Response::parse(&payload);
-    Ok(Some((client, ClientResponse { caps, parsed })))
+    Ok(Some((client, ClientResponse { parsed, reply: 3 })))
 }
 
 /// Serves one MySQL client connection.
@@ -580,13 +582,7 @@ pub(super) async fn session(shared: Arc<Shared>, mut client: Box<dyn ClientIo>, 
     else {
         return;
     };
-    // The server's packets go on from the client's last: 2 after a plain response, 3 after
-    // an SSLRequest and the response inside TLS.
-    let reply = if response.caps & CLIENT_SSL != 0 {
-        3
-    } else {
-        2
-    };
+    let reply = response.reply;
     let mut response = match response.parsed {
         Ok(response) => response,
         Err(bad) => {
