@@ -336,3 +336,32 @@ async fn a_trusted_fake_upstream_sees_the_whole_token_and_not_the_clients_passwo
     assert!(!server.saw(b"ignored by the proxy"));
     proxy.stop().await;
 }
+
+/// What the MySQL proxy logs at TRACE (the crate's lines and mysql_async's, rustls') over a
+/// login with local TLS and one without: the connection's line, never a secret.
+#[tokio::test]
+async fn the_trace_output_holds_no_secret() {
+    let _turn = TURN.lock().await;
+    let Some(db) = mariadb_or_skip() else { return };
+    let (captured, _guard) = support::trace::capture();
+    let clock = TestClock::new();
+    let endpoint = iam::mysql_tunnel_endpoint(db.port());
+    let token = token_for(&endpoint, &clock).await;
+    db.set_password(token.expose());
+    let builder = builder_to(iam::cache(&clock), endpoint).local_tls_generated();
+    let proxy = proxy::serve(builder).await;
+    for opts in [opts(proxy.addr()), tls_opts(proxy.addr())] {
+        let mut conn = Conn::new(opts).await.expect("a login through the proxy");
+        let one: Option<i32> = conn.query_first("SELECT 1").await.unwrap();
+        assert_eq!(one, Some(1));
+        conn.disconnect().await.unwrap();
+    }
+    proxy.stop().await;
+    captured.assert_shows(&["proxied connection logged in", "iam_user", "login_ms"]);
+    // Nor the client's password (which the proxy skips, never keeps).
+    captured.assert_no_secret(&[
+        token.expose(),
+        iam::credentials().secret_access_key(),
+        "ignored by the proxy",
+    ]);
+}
