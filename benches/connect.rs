@@ -43,6 +43,30 @@ use tokio_postgres::config::SslMode;
 #[cfg(feature = "postgres")]
 use tokio_postgres_rustls::MakeRustlsConnect;
 
+/// One worker thread: the benchmark's client side, beside the server's processes.
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// The IAM connector to the harness's PostgreSQL (through its RDS-looking name), and the
+/// token it signs, installed as the role's password.
+#[cfg(feature = "postgres")]
+fn pg_connector(rt: &tokio::runtime::Runtime) -> (PgConnector, rds_iam_auth::IamAuthToken) {
+    let clock = TestClock::new();
+    let connector: PgConnector =
+        iam::builder(iam::cache(&clock), iam::tunnel_endpoint(postgres().port()))
+            .build()
+            .unwrap();
+    let token = rt.block_on(iam::token_at(connector.token_request(), clock.at()));
+    postgres().set_password(token.expose());
+    (connector, token)
+}
+
 #[cfg(feature = "postgres")]
 fn rustls_config() -> rustls::ClientConfig {
     let mut roots = rustls::RootCertStore::empty();
@@ -82,17 +106,8 @@ async fn select_1(client: tokio_postgres::Client) {
 #[cfg(feature = "postgres")]
 fn connect(c: &mut Criterion) {
     let pg = postgres();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let clock = TestClock::new();
-    let connector: PgConnector = iam::builder(iam::cache(&clock), iam::tunnel_endpoint(pg.port()))
-        .build()
-        .unwrap();
-    let token = rt.block_on(iam::token_at(connector.token_request(), clock.at()));
-    pg.set_password(token.expose());
+    let rt = runtime();
+    let (connector, token) = pg_connector(&rt);
 
     let same_login = plain_config(pg.user(), token.expose());
     let scram = plain_config(pg.static_user(), pg.static_password());
@@ -190,11 +205,7 @@ fn connect_mysql(c: &mut Criterion) {
     let Some(db) = support::mariadb_or_skip() else {
         return;
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let clock = TestClock::new();
     let connector: MySqlConnector =
         iam::mysql_builder(iam::cache(&clock), iam::mysql_tunnel_endpoint(db.port()))
@@ -270,17 +281,8 @@ fn connect_diesel_async(c: &mut Criterion) {
     use rds_iam_auth::diesel_async::{self as iam_diesel, diesel};
 
     let pg = postgres();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let clock = TestClock::new();
-    let connector: PgConnector = iam::builder(iam::cache(&clock), iam::tunnel_endpoint(pg.port()))
-        .build()
-        .unwrap();
-    let token = rt.block_on(iam::token_at(connector.token_request(), clock.at()));
-    pg.set_password(token.expose());
+    let rt = runtime();
+    let (connector, token) = pg_connector(&rt);
 
     let iam_pool: Pool<AsyncPgConnection> = Pool::builder(iam_diesel::manager(connector))
         .max_size(1)
