@@ -43,16 +43,6 @@ use tokio_postgres::config::SslMode;
 #[cfg(feature = "postgres")]
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-/// One worker thread: the benchmark's client side, beside the server's processes.
-#[cfg(any(feature = "postgres", feature = "mysql"))]
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 /// The IAM connector to the harness's PostgreSQL (through its RDS-looking name), and the
 /// token it signs, installed as the role's password.
 #[cfg(feature = "postgres")]
@@ -106,7 +96,7 @@ async fn select_1(client: tokio_postgres::Client) {
 #[cfg(feature = "postgres")]
 fn connect(c: &mut Criterion) {
     let pg = postgres();
-    let rt = runtime();
+    let rt = support::bench_runtime();
     let (connector, token) = pg_connector(&rt);
 
     let same_login = plain_config(pg.user(), token.expose());
@@ -205,7 +195,7 @@ fn connect_mysql(c: &mut Criterion) {
     let Some(db) = support::mariadb_or_skip() else {
         return;
     };
-    let rt = runtime();
+    let rt = support::bench_runtime();
     let clock = TestClock::new();
     let connector: MySqlConnector =
         iam::mysql_builder(iam::cache(&clock), iam::mysql_tunnel_endpoint(db.port()))
@@ -281,7 +271,7 @@ fn connect_diesel_async(c: &mut Criterion) {
     use rds_iam_auth::diesel_async::{self as iam_diesel, diesel};
 
     let pg = postgres();
-    let rt = runtime();
+    let rt = support::bench_runtime();
     let (connector, token) = pg_connector(&rt);
 
     let iam_pool: Pool<AsyncPgConnection> = Pool::builder(iam_diesel::manager(connector))

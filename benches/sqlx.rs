@@ -28,14 +28,6 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use rds_iam_auth::{Endpoint, TokenRequest};
 use support::iam::{self, TestClock};
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 /// Criterion's numbers, then rounds alternating the two (criterion runs one case after the
 /// other, and exiting backends of one slow the next down): median of per-round ratios.
 fn pair<A: Future<Output = ()>, B: Future<Output = ()>>(

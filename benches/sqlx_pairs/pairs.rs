@@ -30,7 +30,7 @@ fn iam_pool<DB: version_support::SqlxEngine>(
 pub(super) fn postgres(c: &mut Criterion) {
     use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
     let pg = support::postgres();
-    let rt = runtime();
+    let rt = crate::support::bench_runtime();
     let (iam, token) = iam_pool::<sqlx::Postgres>(&rt, pg.port());
     let fixed = rt.block_on(async {
         PgPoolOptions::new().max_connections(1).connect_lazy_with(
@@ -59,7 +59,7 @@ if_mysql! {
         let Some(db) = support::mariadb_or_skip() else {
             return;
         };
-        let rt = runtime();
+        let rt = crate::support::bench_runtime();
         let (iam, token) = iam_pool::<sqlx::MySql>(&rt, db.port());
         let fixed = rt.block_on(async {
             MySqlPoolOptions::new()

@@ -66,6 +66,16 @@ pub use certs::{CertFiles, RDS_HOSTNAME, certs};
 pub use mariadb::{MariaDbServer, mariadb_or_skip};
 pub use postgres::{PostgresServer, postgres};
 
+/// The benchmarks' runtime: one worker thread for the client side, beside the server's
+/// processes on the same cores.
+pub fn bench_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 /// Starts both servers in parallel (each takes 1-2 s) for tests that need both.
 /// The MariaDB one is `None` when it has to be skipped (see [`mariadb_or_skip`]).
 pub fn start_all() -> (&'static PostgresServer, Option<&'static MariaDbServer>) {
